@@ -1,0 +1,151 @@
+"""Segment addresses: `sysv:ID`, `sysv:key=K`, `sysv:ftok=PATH,PROJ`, `posix:/name`, `/name`,
+`mmap:/path`, `mmap:@INODE`. Parsing and formatting only; resolving is the kinds' job."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from . import KINDS
+from .errors import UsageError
+from .units import KEY_MAX, format_key
+
+NAME_MAX = 255
+IPC_PRIVATE = 0
+
+FORMS = ("sysv:SHMID, sysv:key=KEY, sysv:ftok=PATH,PROJ, posix:/NAME (or /NAME), "
+         "mmap:/PATH or mmap:@INODE")
+
+
+@dataclass(frozen=True)
+class Address:
+    kind: str
+    shmid: Optional[int] = None
+    key: Optional[int] = None
+    ftok: Optional[Tuple[str, int]] = None
+    name: Optional[str] = None  # POSIX name without its leading slash
+    path: Optional[str] = None  # mmap file path
+    inode: Optional[int] = None
+
+    @property
+    def is_new(self) -> bool:
+        """An address with no identity yet: the kernel picks one (`sysv` = IPC_PRIVATE)."""
+        return (self.kind == "sysv" and self.shmid is None and self.ftok is None
+                and self.key in (None, IPC_PRIVATE))
+
+    def __str__(self) -> str:
+        if self.kind == "sysv":
+            if self.shmid is not None:
+                return f"sysv:{self.shmid}"
+            if self.ftok is not None:
+                return f"sysv:ftok={self.ftok[0]},{self.ftok[1]}"
+            if self.key:
+                return f"sysv:key={format_key(self.key)}"
+            return "sysv"
+        if self.kind == "posix":
+            return f"posix:/{self.name}"
+        if self.inode is not None:
+            return f"mmap:@{self.inode}"
+        return f"mmap:{self.path}"
+
+
+def sysv_id(shmid: int) -> str:
+    return f"sysv:{shmid}"
+
+
+def posix_address(name: str) -> str:
+    return f"posix:/{name}"
+
+
+def parse_key(text: str) -> int:
+    """A 32-bit SysV key in any base; /proc's signed form (-559038737) is accepted too.
+    Never wraps: the kernel would read 2**40 as 0 = IPC_PRIVATE and make a new segment."""
+    try:
+        key = int(str(text).strip(), 0)
+    except ValueError:
+        raise UsageError(f"invalid key {text!r}", "expected an integer", "e.g. 0x5eed0001 or 1592590337") from None
+    if not -(1 << 31) <= key <= KEY_MAX:
+        raise UsageError(f"invalid key {text!r}", "a SysV key is 32 bits",
+                         "between -2147483648 and 0xffffffff")
+    return key & KEY_MAX
+
+
+def parse_proj(text: str) -> int:
+    try:
+        proj = int(text, 0)
+    except ValueError:
+        if len(text) == 1:  # ftok's proj_id is a character: `ftok=/etc,A`
+            return ord(text)
+        raise UsageError(f"invalid ftok project {text!r}", "expected a number 1-255 or one character") from None
+    if not 1 <= proj <= 255:
+        raise UsageError(f"invalid ftok project {text!r}", "ftok uses the low 8 bits, which must not be 0",
+                         "use 1-255")
+    return proj
+
+
+def check_posix_name(name: str) -> str:
+    """A POSIX name as shm_open wants it, without the slash; refuses what could escape /dev/shm."""
+    bare = name[1:] if name.startswith("/") else name
+    if not bare:
+        raise UsageError(f"invalid POSIX name {name!r}", "empty name", "e.g. posix:/mysegment")
+    if "/" in bare:
+        raise UsageError(f"invalid POSIX name {name!r}", "a name may not contain '/' after the first")
+    if bare in (".", ".."):
+        raise UsageError(f"invalid POSIX name {name!r}", "'.' and '..' are not segment names")
+    if "\0" in bare:
+        raise UsageError("invalid POSIX name", "it contains a NUL byte")
+    if len(bare.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise UsageError("invalid POSIX name", f"longer than NAME_MAX ({NAME_MAX} bytes)")
+    return bare
+
+
+def _bad(text: str, why: str) -> UsageError:
+    return UsageError(f"invalid address {text!r}", why, f"expected {FORMS}")
+
+
+def _parse_sysv(text: str, rest: str) -> Address:
+    if rest.startswith("key="):
+        return Address("sysv", key=parse_key(rest[4:]))
+    if rest.startswith("ftok="):
+        path, sep, proj = rest[5:].rpartition(",")
+        if not sep or not path:
+            raise _bad(text, "ftok needs PATH,PROJ")
+        return Address("sysv", ftok=(path, parse_proj(proj)))
+    if rest.isdigit():
+        shmid = int(rest)
+        if shmid > 0x7FFFFFFF:
+            raise _bad(text, "a shmid is a non-negative 31-bit number")
+        return Address("sysv", shmid=shmid)
+    raise _bad(text, "a SysV address names a shmid, key= or ftok=")
+
+
+def _parse_mmap(text: str, rest: str) -> Address:
+    if rest.startswith("@"):
+        if not rest[1:].isdigit():
+            raise _bad(text, "mmap:@ takes an inode number")
+        return Address("mmap", inode=int(rest[1:]))
+    if not rest.startswith("/") or "\0" in rest:
+        raise _bad(text, "an mmap path must be absolute")
+    return Address("mmap", path=rest)
+
+
+def parse_address(text: str, allow_new: bool = False) -> Address:
+    """Parse an address; `allow_new` admits a bare `sysv` (IPC_PRIVATE) for create."""
+    if text.startswith("/"):
+        return Address("posix", name=check_posix_name(text))
+    kind, sep, rest = text.partition(":")
+    if kind not in KINDS:
+        raise _bad(text, f"unknown kind {kind!r}")
+    if not sep or not rest:
+        if allow_new and kind == "sysv":
+            return Address("sysv")
+        raise _bad(text, f"{kind} needs an identity after '{kind}:'")
+    if kind == "sysv":
+        addr = _parse_sysv(text, rest)
+        if addr.key == IPC_PRIVATE and not allow_new:
+            raise _bad(text, "key 0 is IPC_PRIVATE, which names no segment; address it by shmid")
+        return addr
+    if kind == "posix":
+        if not rest.startswith("/"):
+            raise _bad(text, "a POSIX name starts with '/'")
+        return Address("posix", name=check_posix_name(rest))
+    return _parse_mmap(text, rest)

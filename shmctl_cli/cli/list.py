@@ -1,0 +1,126 @@
+"""shmctl list: every segment of every kind, like ipcs -m / lsipc -m for all three."""
+from __future__ import annotations
+
+import pwd
+from typing import TYPE_CHECKING, List, Optional, Tuple
+
+import click
+
+from .. import KINDS
+from .output import choose_columns, is_terminal, make_style, note, note_hidden, output_options, print_rich
+from .params import SIZE
+
+if TYPE_CHECKING:
+    from ..model import Inventory, Segment
+
+# sort keys that are typed, not text: sizes and ids sort as numbers
+_SORT_KEYS = {"SIZE": "size", "RSS": "rss", "SWAP": "swap", "NATTCH": "nattch", "ID": "id", "CPID": "cpid",
+              "LPID": "lpid", "UID": "uid", "GID": "gid", "CUID": "cuid", "CGID": "cgid", "KEY": "key",
+              "ATIME": "atime", "DTIME": "dtime", "CTIME": "ctime", "MTIME": "mtime"}
+
+
+def resolve_user(text: str) -> int:
+    from ..errors import UsageError
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise UsageError(f"unknown user {text!r}", "no such user name", "give a name or a numeric uid") from None
+
+
+def select(inv: "Inventory", uid: Optional[int], orphans: bool, min_size: Optional[int]) -> None:
+    keep: "List[Segment]" = inv.segments
+    if uid is not None:
+        keep = [s for s in keep if s.uid == uid]
+    if orphans:
+        keep = [s for s in keep if s.orphan]
+    if min_size:
+        keep = [s for s in keep if s.size >= min_size]
+    inv.segments = keep
+
+
+def sort_segments(segments: "List[Segment]", column: Optional[str], columns_text) -> "List[Segment]":
+    if not column:
+        return segments
+    attr = _SORT_KEYS.get(column)
+    if attr:
+        return sorted(segments, key=lambda s: (getattr(s, attr) is None, getattr(s, attr) or 0))
+    return sorted(segments, key=lambda s: columns_text(column, s))
+
+
+def _kinds(kinds: Tuple[str, ...], sysv_only: bool) -> List[str]:
+    chosen = list(dict.fromkeys(kinds)) or ([] if sysv_only else list(KINDS))
+    if sysv_only and "sysv" not in chosen:
+        chosen.insert(0, "sysv")
+    return chosen
+
+
+@click.command("list")
+@click.option("-k", "--kind", "kinds", type=click.Choice(KINDS), multiple=True,
+              help="Only this kind (repeatable). Default: all three.")
+@click.option("-m", "--shmems", "sysv_only", is_flag=True, help="SysV segments (ipcs -m habit).")
+@click.option("-p", "--processes", is_flag=True, help="Add the attached processes (pid:comm).")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Also POSIX semaphores in /dev/shm and read-only shared file mappings.")
+@click.option("--user", metavar="NAME|UID", help="Only segments this user owns.")
+@click.option("--orphans", is_flag=True, help="Only orphans: no process attached, creator gone (sysv); "
+                                             "no process maps or holds it (posix).")
+@click.option("--min-size", type=SIZE, metavar="SIZE", help="Only segments at least this large.")
+@click.option("-u", "--summary", is_flag=True, help="Totals per kind, and how much of Shmem they explain.")
+@click.option("--sort", "sort_column", metavar="COL", help="Sort by a column (sizes and ids as numbers).")
+@click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit.")
+@output_options
+def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, summary, sort_column,
+                 list_columns, as_json, raw, noheadings, columns, output_all, exact, numeric_ids):
+    """List shared-memory segments of all kinds (ipcs -m / lsipc -m for SysV, POSIX and mmap).
+
+    On a terminal: a table with human sizes. On a pipe: plain aligned columns, sizes in
+    bytes, no colour, white space inside a cell escaped as \\x20 (awk-friendly).
+    """
+    from .. import kinds as backend
+    from ..render import COLUMNS, cell_text, default_columns
+
+    if list_columns:
+        for name, column in COLUMNS.items():
+            click.echo(f"{name:<10} {column.help}")
+        return 0
+    chosen = _kinds(kinds, sysv_only)
+    names = choose_columns(columns, output_all, default_columns(chosen))
+    if processes and "PROCESSES" not in names:
+        names.append("PROCESSES")
+    if sort_column and sort_column.upper() not in COLUMNS:
+        from ..errors import UsageError
+        raise UsageError(f"unknown sort column {sort_column!r}", "", "columns: " + ",".join(COLUMNS))
+    uid = resolve_user(user) if user is not None else None
+
+    view = backend.View()
+    inv = backend.collect(chosen, view, all_mappings=all_, processes=processes or "PROCESSES" in names)
+    select(inv, uid, orphans, min_size)
+    style = make_style(exact, numeric_ids)
+    inv.segments = sort_segments(inv.segments, sort_column and sort_column.upper(),
+                                 lambda c, s: cell_text(c, s, style))
+    if summary:
+        inv.meminfo = backend.meminfo(view)
+    render_inventory(inv, chosen, names, style, as_json, raw, noheadings, summary, processes)
+    report_unseen(inv)
+    return 0
+
+
+def render_inventory(inv, chosen, names, style, as_json, raw, noheadings, summary, processes) -> None:
+    from .. import render
+    totals = render.summarize(inv, chosen) if summary else None
+    if as_json:
+        click.echo(render.inventory_json(inv, style, processes or "PROCESSES" in names, totals), nl=False)
+    elif summary:
+        click.echo(render.summary_text(totals, style), nl=False)
+    elif is_terminal() and not raw:
+        print_rich(render.rich_table(inv.segments, names, style, headings=not noheadings))
+    else:
+        click.echo(render.plain_table(inv.segments, names, style, headings=not noheadings, raw=raw), nl=False)
+
+
+def report_unseen(inv: "Inventory") -> None:
+    note_hidden(inv.hidden_processes)
+    if inv.skipped:
+        note(f"not segments, left out: {', '.join(inv.skipped)}")

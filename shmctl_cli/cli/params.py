@@ -1,0 +1,56 @@
+"""click parameter types over units.py and address.py; their errors are our exit-2 errors."""
+from __future__ import annotations
+
+import click
+
+
+class SizeParam(click.ParamType):
+    name = "size"
+
+    def __init__(self, minimum: int = 0):
+        self.minimum = minimum
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from ..units import parse_size_note
+        size, note = parse_size_note(value)
+        if note:
+            click.echo(f"shmctl: note: {note}", err=True)
+        if size < self.minimum:
+            from ..errors import UsageError
+            raise UsageError(f"invalid size {value!r}", f"must be at least {self.minimum}")
+        return size
+
+
+class AddressParam(click.ParamType):
+    name = "address"
+
+    def __init__(self, allow_new: bool = False):
+        self.allow_new = allow_new
+
+    def convert(self, value, param, ctx):
+        from ..address import parse_address
+        return value if not isinstance(value, str) else parse_address(value, self.allow_new)
+
+
+class DurationParam(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        from ..units import parse_duration
+        return value if isinstance(value, float) else parse_duration(value)
+
+
+class ModeParam(click.ParamType):
+    name = "mode"
+
+    def convert(self, value, param, ctx):
+        from ..units import parse_mode
+        return value if isinstance(value, int) else parse_mode(value)
+
+
+SIZE = SizeParam()
+ADDRESS = AddressParam()
+DURATION = DurationParam()
+MODE = ModeParam()

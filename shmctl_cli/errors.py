@@ -1,0 +1,88 @@
+"""One exception hierarchy; each class carries the exit code DESIGN.md fixes for it."""
+from __future__ import annotations
+
+import errno
+import os
+from enum import IntEnum
+from typing import Optional
+
+
+class Exit(IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    PERMISSION = 4
+    CONFLICT = 5
+    LIMIT = 6
+    INTERRUPTED = 130
+
+
+class ShmctlError(Exception):
+    """`shmctl: <what failed>: <why> (<hint>)` on stderr, and an exit code."""
+
+    exit_code = Exit.FAILED
+    errno: Optional[int] = None  # set when a system call failed
+
+    def __init__(self, what: str, why: str = "", hint: Optional[str] = None):
+        super().__init__(what)
+        self.what, self.why, self.hint = what, why, hint
+
+    def __str__(self) -> str:
+        text = self.what
+        if self.why:
+            text += f": {self.why}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class UsageError(ShmctlError):
+    exit_code = Exit.USAGE
+
+
+class NotFound(ShmctlError):
+    exit_code = Exit.NOT_FOUND
+
+
+class PermissionDenied(ShmctlError):
+    exit_code = Exit.PERMISSION
+
+
+class Conflict(ShmctlError):
+    exit_code = Exit.CONFLICT
+
+
+class LimitReached(ShmctlError):
+    exit_code = Exit.LIMIT
+
+
+_BY_ERRNO = {
+    errno.ENOENT: NotFound,
+    errno.EIDRM: NotFound,
+    errno.EACCES: PermissionDenied,
+    errno.EPERM: PermissionDenied,
+    errno.EEXIST: Conflict,
+    errno.EBUSY: Conflict,
+    errno.ENOSPC: LimitReached,
+    errno.ENOMEM: LimitReached,
+    errno.EFBIG: LimitReached,
+    errno.EMFILE: LimitReached,
+    errno.ENFILE: LimitReached,
+}
+
+_HINTS = {
+    PermissionDenied: "run as the owner or as root",
+}
+
+
+def from_errno(err: int, what: str, hint: Optional[str] = None) -> ShmctlError:
+    """The exception for a failed system call; the caller may name a better hint."""
+    cls = _BY_ERRNO.get(err, ShmctlError)
+    exc = cls(what, os.strerror(err), hint or _HINTS.get(cls))
+    exc.errno = err
+    return exc
+
+
+def from_oserror(exc: OSError, what: str, hint: Optional[str] = None) -> ShmctlError:
+    return from_errno(exc.errno or errno.EIO, what, hint)

@@ -1,0 +1,172 @@
+"""The three kinds behind one interface: `collect` everything, `find` one address.
+A View caches what every kind shares (one maps scan, one pid list, user names)."""
+from __future__ import annotations
+
+import os
+import pwd
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
+
+from .. import procfs
+from ..model import Attachment, Inventory, Segment
+from ..procfs import maps as maps_module
+from ..procfs import process
+from ..procfs.mountinfo import read_mountinfo
+
+if TYPE_CHECKING:
+    from ..address import Address
+
+
+@lru_cache(maxsize=None)
+def user_name(uid: Optional[int]) -> Optional[str]:
+    if uid is None:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class View:
+    """One look at the system. Nothing is read until a kind asks for it, and nothing twice."""
+
+    def __init__(self, proc: str = procfs.PROC, shm_dir: str = procfs.SHM_DIR):
+        self.proc, self.shm_dir = proc, shm_dir
+        self._comm: Dict[int, str] = {}
+        self._fstypes: Dict[int, str] = {}
+
+    @cached_property
+    def maps(self) -> maps_module.MapsScan:
+        return maps_module.scan_shared_maps(self.proc)
+
+    @cached_property
+    def pids(self) -> set:
+        if "maps" in self.__dict__:
+            return self.maps.pids
+        return set(maps_module.list_pids(self.proc))
+
+    @cached_property
+    def shm_dev(self) -> Optional[int]:
+        try:
+            return os.stat(self.shm_dir).st_dev
+        except OSError:
+            return None
+
+    @cached_property
+    def shmem_dev(self) -> Optional[int]:
+        """The kernel's internal shmem mount, home of SysV, anonymous shared and memfd pages:
+        a memfd of our own tells its device number."""
+        try:
+            fd = os.memfd_create("shmctl-probe", os.MFD_CLOEXEC)
+        except (AttributeError, OSError):
+            return None
+        try:
+            return os.fstat(fd).st_dev
+        finally:
+            os.close(fd)
+
+    @cached_property
+    def ipc_namespace(self) -> Optional[str]:
+        return process.ipc_namespace("self", self.proc)
+
+    def comm(self, pid: int) -> str:
+        name = self._comm.get(pid)
+        if name is None:
+            name = self._comm[pid] = process.comm(pid, self.proc)
+        return name
+
+    @lru_cache(maxsize=None)
+    def uid_of(self, pid: int) -> Optional[int]:
+        return process.owner_uid(pid, self.proc)
+
+    @lru_cache(maxsize=None)
+    def same_ipc_namespace(self, pid: int) -> bool:
+        theirs = process.ipc_namespace(pid, self.proc)
+        return theirs is None or theirs == self.ipc_namespace
+
+    def fstype(self, dev: int, pid: int) -> Optional[str]:
+        """Filesystem type of a device; a process in another mount namespace is asked itself."""
+        if not self._fstypes:
+            self._fstypes.update(_safe_mountinfo("self", self.proc))
+        if dev not in self._fstypes:
+            for d, kind in _safe_mountinfo(pid, self.proc).items():
+                self._fstypes.setdefault(d, kind)
+        return self._fstypes.get(dev)
+
+    def attachment(self, pid: int, m) -> Attachment:
+        uid = self.uid_of(pid)
+        return Attachment(pid, self.comm(pid), uid, user_name(uid), m.start, m.end, m.perms, m.offset)
+
+    def mappings(self) -> Iterable[Tuple[int, maps_module.SharedMapping]]:
+        for pid, mappings in self.maps.by_pid.items():
+            for m in mappings:
+                yield pid, m
+
+    def holders(self, wanted: Dict[Tuple[int, int], Segment]) -> Dict[Tuple[int, int], List[int]]:
+        """Pids holding an open fd on any of the (dev, inode) files; denied processes are
+        already counted by the maps scan (the same ptrace check guards both)."""
+        held: Dict[Tuple[int, int], List[int]] = {}
+        for pid in self.pids:
+            try:
+                for _target, st in process.open_files(pid, self.proc):
+                    key = (st.st_dev, st.st_ino)
+                    if key in wanted:
+                        held.setdefault(key, []).append(pid)
+            except OSError:
+                continue
+        return held
+
+
+def _safe_mountinfo(pid, proc: str) -> Dict[int, str]:
+    try:
+        return read_mountinfo(pid, proc)
+    except OSError:
+        return {}
+
+
+def collect(kinds: Iterable[str], view: View, all_mappings: bool = False,
+            processes: bool = False) -> Inventory:
+    inventory = Inventory()
+    wanted = set(kinds)
+    if "sysv" in wanted:
+        from . import sysv
+        inventory.segments += sysv.collect(view, processes)
+    if "posix" in wanted:
+        from . import posix
+        segments, skipped = posix.collect(view, include_semaphores=all_mappings)
+        inventory.segments += segments
+        inventory.skipped += skipped
+    if "mmap" in wanted:
+        from . import mmap
+        inventory.segments += mmap.collect(view, all_mappings)
+    if "maps" in view.__dict__:
+        inventory.hidden_processes = view.maps.hidden
+    return inventory
+
+
+def find(address: "Address", view: View) -> Segment:
+    from importlib import import_module
+    return import_module(f"{__name__}.{address.kind}").find(address, view)
+
+
+def meminfo(view: View) -> Dict[str, int]:
+    from ..procfs.meminfo import read_meminfo
+    try:
+        return read_meminfo(view.proc)
+    except OSError:
+        return {}
+
+
+def describe_processes(segment: Segment) -> None:
+    """Full command lines of the attached processes, for `stat` (psutil knows the corners:
+    zombies, kernel threads, NUL-separated and rewritten argv)."""
+    import psutil
+    commands: Dict[int, str] = {}
+    for a in segment.attachments or ():
+        if a.pid not in commands:
+            try:
+                argv = psutil.Process(a.pid).cmdline()
+                commands[a.pid] = " ".join(arg.replace("\n", "\\n") for arg in argv) or f"[{a.comm}]"
+            except (psutil.Error, OSError):
+                commands[a.pid] = a.comm
+        a.command = commands[a.pid]

@@ -1,0 +1,147 @@
+"""mmap segments: MAP_SHARED mappings that are not SysV or our /dev/shm, found only in
+/proc/PID/maps. One segment is one (device, inode), however many processes map it."""
+from __future__ import annotations
+
+import os
+import stat
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
+from ..errors import NotFound, PermissionDenied, UsageError
+from ..model import Segment
+from ..procfs.maps import DELETED, SharedMapping
+from . import View
+
+if TYPE_CHECKING:
+    from ..address import Address
+from .sysv import SYSV_PREFIX
+
+SHMEM_FS = ("tmpfs", "hugetlbfs", "ramfs")
+NOT_SEGMENTS_FS = ("devtmpfs", "proc", "sysfs", "devpts", "debugfs", "tracefs", "bpf")
+ANON_NAMES = {"/dev/zero" + DELETED: "anonymous", "/anon_hugepage" + DELETED: "anonymous", "": "anonymous"}
+
+
+def classify(m: SharedMapping, pid: int, view: View, all_mappings: bool) -> Optional[str]:
+    """The backing of an mmap segment ("anonymous", "memfd", "tmpfs", "hugetlbfs", "file"),
+    or None for a mapping that is not one (SysV, our /dev/shm, devices, read-only files)."""
+    path = m.path
+    if path.startswith(SYSV_PREFIX) or m.dev == view.shm_dev:
+        return None
+    if path in ANON_NAMES:
+        return ANON_NAMES[path]
+    if path.startswith("/memfd:"):
+        return "memfd"
+    if not path.startswith("/"):
+        return None  # anon_inode:[io_uring], [vvar] and such: not shared memory
+    fstype = view.fstype(m.dev, pid)
+    if fstype in NOT_SEGMENTS_FS:
+        return None
+    if fstype in SHMEM_FS:
+        return fstype
+    if "w" in m.perms or all_mappings:
+        return "file"
+    return None
+
+
+def is_hugetlb(m: SharedMapping, backing: str, view: View) -> bool:
+    if backing == "hugetlbfs" or m.path.startswith("/anon_hugepage"):
+        return True
+    return backing == "memfd" and view.shmem_dev is not None and m.dev != view.shmem_dev
+
+
+def _stat_backing(pid: int, m: SharedMapping, view: View) -> Optional[os.stat_result]:
+    """The file behind a mapping: by its path in the process's root, else through
+    map_files (root only; the only way into an anonymous or memfd segment)."""
+    candidates = [f"{view.proc}/{pid}/map_files/{m.start:x}-{m.end:x}"]
+    if not m.deleted and m.path.startswith("/"):
+        candidates.insert(0, f"{view.proc}/{pid}/root{m.path}")
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (m.dev, m.inode):
+            return st
+    return None
+
+
+def _new_segment(m: SharedMapping, backing: str, st: Optional[os.stat_result], view: View) -> Segment:
+    named = backing not in ("anonymous", "memfd") and not m.deleted
+    address = f"mmap:{m.path}" if named else f"mmap:@{m.inode}"
+    name = m.bare_path if backing != "anonymous" else "anonymous"
+    if name.startswith("/memfd:"):
+        name = name[1:]
+    seg = Segment("mmap", address, m.inode, None, name, device=m.dev, backing=backing, attachments=[])
+    if st is not None:
+        seg.mode, seg.uid, seg.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
+        seg.size = st.st_size
+        seg.atime, seg.ctime, seg.mtime = int(st.st_atime), int(st.st_ctime), int(st.st_mtime)
+        if backing != "file":  # tmpfs-like: allocated blocks are memory; disk files: unknown
+            seg.rss = st.st_blocks * 512
+    return seg
+
+
+def _is_device(st: Optional[os.stat_result]) -> bool:
+    return st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode))
+
+
+def collect(view: View, all_mappings: bool = False, inode: Optional[int] = None) -> List[Segment]:
+    segments: Dict[Tuple[int, int], Segment] = {}
+    rejected, unsized = set(), set()
+    for pid, m in view.mappings():
+        key = (m.dev, m.inode)
+        if (inode is not None and m.inode != inode) or key in rejected:
+            continue
+        seg = segments.get(key)
+        if seg is None:
+            backing = classify(m, pid, view, all_mappings)
+            st = _stat_backing(pid, m, view) if backing else None
+            if backing is None or _is_device(st):
+                rejected.add(key)
+                continue
+            seg = segments[key] = _new_segment(m, backing, st, view)
+            if st is None:  # not ours to stat: owner and size as the mappers show them
+                seg.uid = view.uid_of(pid)
+                unsized.add(key)
+        seg.attachments.append(view.attachment(pid, m))
+        seg.hugetlb = seg.hugetlb or is_hugetlb(m, seg.backing, view)
+        if key in unsized:
+            seg.size = max(seg.size, m.offset + m.end - m.start)
+    for seg in segments.values():
+        seg.nattch = len(seg.pids)
+    return list(segments.values())
+
+
+def _find_path(address: "Address", view: View) -> Segment:
+    try:
+        st = os.stat(address.path)
+    except FileNotFoundError:
+        raise NotFound(str(address), "no such file") from None
+    except PermissionError:
+        raise PermissionDenied(str(address), "cannot stat the file", "run as its owner or root") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NotFound(str(address), "not a regular file, so not a shared-memory segment")
+    mapped = collect(view, all_mappings=True, inode=st.st_ino)
+    mapped = [s for s in mapped if (s.device, s.id) == (st.st_dev, st.st_ino)]
+    if mapped:
+        return mapped[0]
+    fstype = view.fstype(st.st_dev, os.getpid())
+    backing = fstype if fstype in SHMEM_FS else "file"
+    fake = SharedMapping(0, 0, "----", 0, st.st_dev, st.st_ino, address.path)
+    seg = _new_segment(fake, backing, st, view)
+    seg.nattch = 0
+    return seg
+
+
+def find(address: "Address", view: View) -> Segment:
+    if address.path is not None:
+        return _find_path(address, view)
+    matches = [s for s in collect(view, all_mappings=True, inode=address.inode)
+               if s.id == address.inode]
+    if not matches:
+        hint = "run as root to see every process" if view.maps.hidden else "see shmctl list --kind mmap"
+        raise NotFound(str(address), "no process maps a shared segment with that inode", hint)
+    if len(matches) > 1:
+        raise UsageError(str(address), "that inode is on several devices: "
+                         + ", ".join(f"{s.name} (dev {os.major(s.device)}:{os.minor(s.device)})" for s in matches),
+                         "address it by path")
+    return matches[0]

@@ -1,0 +1,99 @@
+"""POSIX objects: regular files in /dev/shm (lstat, never followed); `sem.*` are semaphores."""
+from __future__ import annotations
+
+import os
+import stat
+from typing import TYPE_CHECKING, Dict, List, Tuple
+
+from ..address import Address, posix_address
+from ..errors import NotFound
+from ..model import Segment
+from . import View
+
+if TYPE_CHECKING:
+    from ..address import Address
+
+SEM_PREFIX = "sem."
+_TYPES = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"), (stat.S_ISSOCK, "socket"),
+          (stat.S_ISFIFO, "fifo"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+
+
+def file_type(mode: int) -> str:
+    return next((name for test, name in _TYPES if test(mode)), "special file")
+
+
+def from_stat(name: str, st: os.stat_result) -> Segment:
+    return Segment("posix", posix_address(name), st.st_ino, None, "/" + name, st.st_mode & 0o7777,
+                   st.st_uid, st.st_gid, size=st.st_size, rss=st.st_blocks * 512,
+                   atime=int(st.st_atime), ctime=int(st.st_ctime), mtime=int(st.st_mtime),
+                   device=st.st_dev, semaphore=name.startswith(SEM_PREFIX))
+
+
+def attach_processes(segments: List[Segment], view: View) -> None:
+    """Mappers from the maps by (device, inode): a process in another mount namespace maps
+    its own /dev/shm, which has another device, so it is never confused with ours."""
+    by_file: Dict[Tuple[int, int], Segment] = {(s.device, s.id): s for s in segments}
+    for s in segments:
+        s.attachments = []
+    for pid, m in view.mappings():
+        seg = by_file.get((m.dev, m.inode))
+        if seg is not None:
+            seg.attachments.append(view.attachment(pid, m))
+    for s in segments:
+        s.nattch = len(s.pids)
+
+
+def mark_orphans(segments: List[Segment], view: View) -> None:
+    """An orphan is mapped by no process and held open by none (a process may keep the fd
+    without mapping it). When some processes are hidden from us, say so in the reason."""
+    unmapped = {(s.device, s.id): s for s in segments if not s.nattch and not s.semaphore}
+    if not unmapped:
+        return
+    held = view.holders(unmapped)
+    hidden = view.maps.hidden
+    for key, seg in unmapped.items():
+        if key not in held:
+            seg.orphan = "no process maps it or holds it open"
+            if hidden:
+                seg.orphan += f" (as far as visible: {hidden} processes hidden)"
+
+
+def collect(view: View, include_semaphores: bool = False) -> Tuple[List[Segment], List[str]]:
+    segments, skipped = [], []
+    try:
+        entries = list(os.scandir(view.shm_dir))
+    except OSError as exc:
+        return [], [f"{view.shm_dir}: {exc.strerror}"]
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # removed while we looked
+        if not stat.S_ISREG(st.st_mode):
+            skipped.append(f"{entry.name} ({file_type(st.st_mode)})")
+        elif include_semaphores or not entry.name.startswith(SEM_PREFIX):
+            segments.append(from_stat(entry.name, st))
+    attach_processes(segments, view)
+    mark_orphans(segments, view)
+    return segments, skipped
+
+
+def lstat_object(name: str, view: View) -> os.stat_result:
+    """The /dev/shm entry of a POSIX segment; NotFound for anything that is not one."""
+    where = f"posix:/{name}"
+    try:
+        st = os.lstat(os.path.join(view.shm_dir, name))
+    except FileNotFoundError:
+        raise NotFound(where, f"no such object in {view.shm_dir}", "see shmctl list --kind posix") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise NotFound(where, f"{view.shm_dir}/{name} is a {file_type(st.st_mode)}, not a shared-memory object")
+    if name.startswith(SEM_PREFIX):
+        raise NotFound(where, "this is a POSIX semaphore, not a shared-memory object")
+    return st
+
+
+def find(address: "Address", view: View) -> Segment:
+    segment = from_stat(address.name, lstat_object(address.name, view))
+    attach_processes([segment], view)
+    mark_orphans([segment], view)
+    return segment

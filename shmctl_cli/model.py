@@ -1,0 +1,87 @@
+"""Plain data, no I/O: what the kinds collect and the renderer shows. Plain classes with
+__slots__ (not dataclasses): `list` builds tens of thousands of segments, and a dataclass
+costs an exec() at import on every start-up."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+SHM_DEST = 0o1000
+SHM_LOCKED = 0o2000
+
+
+class _Record:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+
+class Attachment(_Record):
+    """One mapping of a segment in one process."""
+    __slots__ = ("pid", "comm", "uid", "user", "start", "end", "perms", "offset", "command")
+
+    def __init__(self, pid: int, comm: str = "", uid: Optional[int] = None, user: Optional[str] = None,
+                 start: int = 0, end: int = 0, perms: str = "", offset: int = 0,
+                 command: Optional[str] = None):
+        self.pid, self.comm, self.uid, self.user = pid, comm, uid, user
+        self.start, self.end, self.perms, self.offset = start, end, perms, offset
+        self.command = command  # the full command line, where it was asked for
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+class Segment(_Record):
+    """One segment of any kind. `id` is the shmid (sysv) or the inode (posix, mmap); `name`
+    the POSIX name with its slash, or the mmap path or backing; `attachments` is None when
+    processes were not scanned."""
+    __slots__ = ("kind", "address", "id", "key", "name", "mode", "uid", "gid", "cuid", "cgid", "size", "rss",
+                 "swap", "nattch", "cpid", "lpid", "atime", "dtime", "ctime", "mtime", "dest", "locked",
+                 "hugetlb", "semaphore", "orphan", "device", "backing", "page_size", "attachments")
+
+    def __init__(self, kind: str, address: str, id: Optional[int] = None, key: Optional[int] = None,
+                 name: Optional[str] = None, mode: int = 0, uid: Optional[int] = None,
+                 gid: Optional[int] = None, cuid: Optional[int] = None, cgid: Optional[int] = None,
+                 size: int = 0, rss: Optional[int] = None, swap: Optional[int] = None,
+                 nattch: Optional[int] = None, cpid: Optional[int] = None, lpid: Optional[int] = None,
+                 atime: int = 0, dtime: int = 0, ctime: int = 0, mtime: int = 0, dest: bool = False,
+                 locked: bool = False, hugetlb: bool = False, semaphore: bool = False,
+                 orphan: Optional[str] = None, device: Optional[int] = None, backing: Optional[str] = None,
+                 page_size: Optional[int] = None, attachments: Optional[List[Attachment]] = None):
+        self.kind, self.address, self.id, self.key, self.name = kind, address, id, key, name
+        self.mode, self.uid, self.gid, self.cuid, self.cgid = mode, uid, gid, cuid, cgid
+        self.size, self.rss, self.swap, self.nattch = size, rss, swap, nattch
+        self.cpid, self.lpid = cpid, lpid
+        self.atime, self.dtime, self.ctime, self.mtime = atime, dtime, ctime, mtime
+        self.dest, self.locked, self.hugetlb, self.semaphore = dest, locked, hugetlb, semaphore
+        self.orphan = orphan  # why it is an orphan, or None
+        self.device, self.backing, self.page_size = device, backing, page_size
+        self.attachments = attachments
+
+    @property
+    def status(self) -> List[str]:
+        flags = (self.semaphore, self.dest, self.locked, self.hugetlb, self.orphan)
+        return [word for word, on in zip(STATUS_WORDS, flags) if on]
+
+    @property
+    def pids(self) -> List[int]:
+        return sorted({a.pid for a in self.attachments or ()})
+
+
+STATUS_WORDS = ("semaphore", "dest", "locked", "hugetlb", "orphan")
+
+
+class Inventory:
+    """Everything one `list` saw, plus what it could not see."""
+
+    def __init__(self):
+        self.segments: List[Segment] = []
+        self.hidden_processes = 0  # processes whose maps could not be read
+        self.skipped: List[str] = []  # /dev/shm entries that are not segments
+        self.meminfo: Dict[str, int] = {}

@@ -1,0 +1,27 @@
+"""Readers of /proc (and /dev/shm, /sys): pure parsers of text, plus thin readers whose
+root paths tests can point elsewhere, like psutil's PROCFS_PATH."""
+from __future__ import annotations
+
+import os
+
+PROC = "/proc"
+SHM_DIR = "/dev/shm"
+SYS = "/sys"
+
+
+def read_bytes(path: str) -> bytes:
+    """One file, read whole with few syscalls (seq_files restart on small reads)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8", "surrogateescape")

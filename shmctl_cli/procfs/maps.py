@@ -1,0 +1,73 @@
+"""/proc/PID/maps: the shared (`s`) mappings of every process, read with plain file reads."""
+from __future__ import annotations
+
+import os
+import re
+from typing import Dict, List, Set
+
+from . import PROC, read_bytes
+
+DELETED = " (deleted)"
+SHARED_LINE = rb"^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-]s) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+)[ \t]*(.*)$"
+
+
+class SharedMapping:
+    """One MAP_SHARED line; `path` as the kernel prints it, " (deleted)" included."""
+    __slots__ = ("start", "end", "perms", "offset", "dev", "inode", "path")
+
+    def __init__(self, start: int, end: int, perms: str, offset: int, dev: int, inode: int, path: str):
+        self.start, self.end, self.perms, self.offset = start, end, perms, offset
+        self.dev, self.inode, self.path = dev, inode, path
+
+    @property
+    def deleted(self) -> bool:
+        return self.path.endswith(DELETED)
+
+    @property
+    def bare_path(self) -> str:
+        return self.path[: -len(DELETED)] if self.deleted else self.path
+
+
+def _unescape(raw: bytes) -> str:
+    # the kernel escapes a newline in a path as \012 (seq_file_path's "\n" escape set)
+    return os.fsdecode(raw.replace(b"\\012", b"\n"))
+
+
+def parse_shared_maps(text: bytes) -> List[SharedMapping]:
+    """Only the MAP_SHARED lines: private mappings are never shared memory."""
+    return [SharedMapping(int(m[1], 16), int(m[2], 16), m[3].decode(), int(m[4], 16),
+                          os.makedev(int(m[5], 16), int(m[6], 16)), int(m[7]), _unescape(m[8]))
+            for m in re.finditer(SHARED_LINE, text, re.M)]
+
+
+class MapsScan:
+    def __init__(self):
+        self.by_pid: Dict[int, List[SharedMapping]] = {}
+        self.hidden = 0  # processes whose maps could not be read (permission)
+        self.pids: Set[int] = set()  # every process seen
+
+
+def list_pids(proc: str = PROC) -> List[int]:
+    return [int(name) for name in os.listdir(proc) if name.isdigit()]
+
+
+def scan_shared_maps(proc: str = PROC) -> MapsScan:
+    """Every process's shared mappings. A process that exits mid-scan is skipped; one whose
+    maps we may not read (ptrace access) is counted in `hidden`, not guessed at."""
+    scan = MapsScan()
+    for pid in list_pids(proc):
+        scan.pids.add(pid)
+        try:
+            data = read_bytes(f"{proc}/{pid}/maps")
+        except PermissionError:
+            scan.hidden += 1
+            continue
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        except OSError:  # ESRCH and friends while the process dies
+            continue
+        if b"s " in data:
+            mappings = parse_shared_maps(data)
+            if mappings:
+                scan.by_pid[pid] = mappings
+    return scan

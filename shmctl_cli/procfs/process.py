@@ -1,0 +1,42 @@
+"""Facts about one process, from /proc: command name, owner, IPC namespace, open files."""
+from __future__ import annotations
+
+import os
+from typing import Iterator, Optional, Tuple
+
+from . import PROC
+
+
+def comm(pid: int, proc: str = PROC) -> str:
+    try:
+        with open(f"{proc}/{pid}/comm", "rb") as f:
+            return os.fsdecode(f.read().rstrip(b"\n"))
+    except OSError:
+        return "?"
+
+
+def owner_uid(pid: int, proc: str = PROC) -> Optional[int]:
+    try:
+        return os.stat(f"{proc}/{pid}").st_uid
+    except OSError:
+        return None
+
+
+def ipc_namespace(pid, proc: str = PROC) -> Optional[str]:
+    try:
+        return os.readlink(f"{proc}/{pid}/ns/ipc")
+    except OSError:
+        return None
+
+
+def open_files(pid: int, proc: str = PROC) -> Iterator[Tuple[str, os.stat_result]]:
+    """(link target, stat of the open file) for each regular file fd of a process. Raises
+    PermissionError when the fds are not ours to see."""
+    fd_dir = f"{proc}/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(f"{fd_dir}/{fd}")
+            if target.startswith("/"):
+                yield target, os.stat(f"{fd_dir}/{fd}")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue

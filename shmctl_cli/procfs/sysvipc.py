@@ -1,0 +1,47 @@
+"""/proc/sysvipc/shm: every SysV segment of the reader's IPC namespace, whatever its mode."""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from . import PROC, read_bytes
+
+# The columns shmctl uses, in this order, in every record the parser returns.
+FIELDS = ("key", "shmid", "perms", "size", "cpid", "lpid", "nattch", "uid", "gid", "cuid", "cgid",
+          "atime", "dtime", "ctime", "rss", "swap")
+
+
+def parse_sysvipc_shm_columns(text: bytes) -> Dict[str, list]:
+    """Every column of the table as a list of ints, named as in FIELDS. `key` comes back
+    unsigned (the kernel prints it with %d), `perms` as the octal number it is. Columns a
+    kernel lacks (rss and swap before 3.x) are lists of None. The header names the columns,
+    so their order is not assumed. Column-wise conversion keeps the loops in C."""
+    header, _, body = text.partition(b"\n")
+    names = header.decode().split()
+    width = len(names)
+    tokens = body.split()
+    if len(tokens) % width:
+        raise ValueError("/proc/sysvipc/shm: a row does not have as many fields as the header")
+    count = len(tokens) // width
+    columns = {}
+    for name in FIELDS:
+        if name not in names:
+            columns[name] = [None] * count
+            continue
+        raw = tokens[names.index(name)::width]
+        if name == "perms":
+            columns[name] = [int(t, 8) for t in raw]
+        elif name == "key":
+            columns[name] = [k & 0xFFFFFFFF for k in map(int, raw)]
+        else:
+            columns[name] = list(map(int, raw))
+    return columns
+
+
+def parse_sysvipc_shm(text: bytes) -> List[Tuple[int, ...]]:
+    """Records as tuples of ints in FIELDS order."""
+    columns = parse_sysvipc_shm_columns(text)
+    return list(zip(*(columns[f] for f in FIELDS)))
+
+
+def read_sysvipc_shm(proc: str = PROC) -> Dict[str, list]:
+    return parse_sysvipc_shm_columns(read_bytes(f"{proc}/sysvipc/shm"))

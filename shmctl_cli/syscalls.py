@@ -1,0 +1,191 @@
+"""ctypes bindings of the SysV and POSIX shared-memory calls: one signatures table,
+errno turned into shmctl's exceptions. Struct layouts are those of glibc on 64-bit Linux
+(x86_64, aarch64); tests/test_syscalls.py checks them against the C compiler."""
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import Structure, c_char_p, c_int, c_int32, c_long, c_size_t, c_uint, c_uint32, c_ulong, c_ushort, c_void_p
+from typing import Optional
+
+from .errors import UsageError, from_errno
+from .units import KEY_MAX
+
+IPC_CREAT, IPC_EXCL, IPC_NOWAIT = 0o1000, 0o2000, 0o4000
+IPC_PRIVATE = 0
+IPC_RMID, IPC_SET, IPC_STAT, IPC_INFO = 0, 1, 2, 3
+SHM_LOCK, SHM_UNLOCK, SHM_STAT, SHM_INFO, SHM_STAT_ANY = 11, 12, 13, 14, 15
+SHM_RDONLY, SHM_RND, SHM_REMAP = 0o10000, 0o20000, 0o40000
+SHM_HUGETLB, SHM_NORESERVE = 0o4000, 0o10000
+SHM_HUGE_SHIFT = 26
+SHM_DEST, SHM_LOCKED = 0o1000, 0o2000
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class IpcPerm(Structure):
+    _fields_ = [("key", c_int32), ("uid", c_uint32), ("gid", c_uint32), ("cuid", c_uint32),
+                ("cgid", c_uint32), ("mode", c_uint32), ("seq", c_ushort), ("_pad2", c_ushort),
+                ("_reserved1", c_ulong), ("_reserved2", c_ulong)]
+
+
+class ShmidDs(Structure):
+    _fields_ = [("shm_perm", IpcPerm), ("shm_segsz", c_size_t), ("shm_atime", c_long),
+                ("shm_dtime", c_long), ("shm_ctime", c_long), ("shm_cpid", c_int),
+                ("shm_lpid", c_int), ("shm_nattch", c_ulong), ("_reserved5", c_ulong),
+                ("_reserved6", c_ulong)]
+
+
+class ShmInfo(Structure):  # struct shminfo: IPC_INFO
+    _fields_ = [("shmmax", c_ulong), ("shmmin", c_ulong), ("shmmni", c_ulong), ("shmseg", c_ulong),
+                ("shmall", c_ulong)] + [(f"_reserved{i}", c_ulong) for i in range(1, 5)]
+
+
+class ShmUsage(Structure):  # struct shm_info: SHM_INFO
+    _fields_ = [("used_ids", c_int), ("shm_tot", c_ulong), ("shm_rss", c_ulong), ("shm_swp", c_ulong),
+                ("swap_attempts", c_ulong), ("swap_successes", c_ulong)]
+
+
+def _load_libc() -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # musl and others
+        return ctypes.CDLL(None, use_errno=True)
+
+
+_libc = _load_libc()
+
+# name: (restype, argtypes)
+SIGNATURES = {
+    "shmget": (c_int, [c_int32, c_size_t, c_int]),
+    "shmat": (c_void_p, [c_int, c_void_p, c_int]),
+    "shmdt": (c_int, [c_void_p]),
+    "shmctl": (c_int, [c_int, c_int, c_void_p]),
+    "ftok": (c_int32, [c_char_p, c_int]),
+    "shm_open": (c_int, [c_char_p, c_int, c_uint]),
+    "shm_unlink": (c_int, [c_char_p]),
+    "mlock": (c_int, [c_void_p, c_size_t]),
+    "munlock": (c_int, [c_void_p, c_size_t]),
+}
+
+
+def _bind(name: str):
+    try:
+        func = getattr(_libc, name)
+    except AttributeError:  # glibc < 2.34 keeps shm_open in librt
+        func = getattr(ctypes.CDLL("librt.so.1", use_errno=True), name)
+    func.restype, func.argtypes = SIGNATURES[name]
+    return func
+
+
+_f = {name: _bind(name) for name in SIGNATURES}
+_SHMAT_FAILED = ctypes.c_void_p(-1).value
+
+
+def _fail(what: str, hint: Optional[str] = None):
+    return from_errno(ctypes.get_errno(), what, hint)
+
+
+def _signed_key(key: int) -> int:
+    if not 0 <= key <= KEY_MAX:  # c_int32 would silently wrap, maybe to IPC_PRIVATE
+        raise UsageError(f"invalid key {key}", "a SysV key is 32 bits")
+    return key - (1 << 32) if key > 0x7FFFFFFF else key
+
+
+def shmget(key: int, size: int, flags: int) -> int:
+    shmid = _f["shmget"](_signed_key(key), size, flags)
+    if shmid < 0:
+        raise _fail(f"shmget key 0x{key:08x} size {size}")
+    return shmid
+
+
+def shmat(shmid: int, readonly: bool = False) -> int:
+    addr = _f["shmat"](shmid, None, SHM_RDONLY if readonly else 0)
+    if addr is None or addr == _SHMAT_FAILED:
+        raise _fail(f"shmat sysv:{shmid}")
+    return addr
+
+
+def shmdt(addr: int) -> None:
+    if _f["shmdt"](addr) < 0:
+        raise _fail("shmdt")
+
+
+def shmctl_stat(shmid: int) -> ShmidDs:
+    ds = ShmidDs()
+    if _f["shmctl"](shmid, IPC_STAT, ctypes.byref(ds)) < 0:
+        raise _fail(f"IPC_STAT sysv:{shmid}")
+    return ds
+
+
+def shm_stat_index(index: int, any_mode: bool = True) -> tuple:
+    """SHM_STAT(_ANY) by kernel index: (shmid, ShmidDs)."""
+    ds = ShmidDs()
+    shmid = _f["shmctl"](index, SHM_STAT_ANY if any_mode else SHM_STAT, ctypes.byref(ds))
+    if shmid < 0:
+        raise _fail(f"SHM_STAT index {index}")
+    return shmid, ds
+
+
+def shmctl_set(shmid: int, uid: int, gid: int, mode: int) -> None:
+    ds = shmctl_stat(shmid)
+    ds.shm_perm.uid, ds.shm_perm.gid, ds.shm_perm.mode = uid, gid, mode
+    if _f["shmctl"](shmid, IPC_SET, ctypes.byref(ds)) < 0:
+        raise _fail(f"IPC_SET sysv:{shmid}")
+
+
+def shmctl_rmid(shmid: int) -> None:
+    if _f["shmctl"](shmid, IPC_RMID, None) < 0:
+        raise _fail(f"IPC_RMID sysv:{shmid}")
+
+
+def shmctl_lock(shmid: int, lock: bool = True) -> None:
+    if _f["shmctl"](shmid, SHM_LOCK if lock else SHM_UNLOCK, None) < 0:
+        raise _fail(f"{'SHM_LOCK' if lock else 'SHM_UNLOCK'} sysv:{shmid}",
+                    "needs CAP_IPC_LOCK or RLIMIT_MEMLOCK room")
+
+
+def ipc_info() -> ShmInfo:
+    info = ShmInfo()
+    if _f["shmctl"](0, IPC_INFO, ctypes.byref(info)) < 0:
+        raise _fail("IPC_INFO")
+    return info
+
+
+def shm_info() -> ShmUsage:
+    usage = ShmUsage()
+    if _f["shmctl"](0, SHM_INFO, ctypes.byref(usage)) < 0:
+        raise _fail("SHM_INFO")
+    return usage
+
+
+def ftok(path: str, proj: int) -> int:
+    key = _f["ftok"](os.fsencode(path), proj)
+    if key == -1:
+        raise _fail(f"ftok {path}", hint="the path must exist")
+    return key & KEY_MAX
+
+
+def shm_open(name: str, flags: int, mode: int = 0o600) -> int:
+    """glibc's shm_open adds O_NOFOLLOW and O_CLOEXEC itself."""
+    fd = _f["shm_open"](os.fsencode("/" + name), flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    if fd < 0:
+        raise _fail(f"shm_open /{name}")
+    return fd
+
+
+def shm_unlink(name: str) -> None:
+    if _f["shm_unlink"](os.fsencode("/" + name)) < 0:
+        raise _fail(f"shm_unlink /{name}")
+
+
+def mlock(addr: int, length: int, lock: bool = True) -> None:
+    if _f["mlock" if lock else "munlock"](addr, length) < 0:
+        raise _fail("mlock", "RLIMIT_MEMLOCK (ulimit -l) too small or CAP_IPC_LOCK missing")
+
+
+def memory_at(addr: int, length: int):
+    """A writable memoryview over attached memory (valid until shmdt)."""
+    return memoryview((ctypes.c_char * length).from_address(addr)).cast("B")
+
+
+__all__ = [name for name in dir() if not name.startswith("_")]
