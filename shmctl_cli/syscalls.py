@@ -152,10 +152,16 @@ def ipc_info() -> ShmInfo:
 
 
 def shm_info() -> ShmUsage:
+    return shm_info_and_index()[0]
+
+
+def shm_info_and_index() -> tuple:
+    """SHM_INFO: the usage counters, and the highest index in use (for SHM_STAT walks)."""
     usage = ShmUsage()
-    if _f["shmctl"](0, SHM_INFO, ctypes.byref(usage)) < 0:
+    highest = _f["shmctl"](0, SHM_INFO, ctypes.byref(usage))
+    if highest < 0:
         raise _fail("SHM_INFO")
-    return usage
+    return usage, highest
 
 
 def ftok(path: str, proj: int) -> int:

@@ -28,8 +28,9 @@ def parse_size_note(text: str) -> Tuple[int, Optional[str]]:
     unit, note = _BINARY[prefix.lower()], None
     if prefix and suffix == "B":  # kB, MB, GB: SI units, 1000-based
         unit = 1000 ** "bkmgtpe".index(prefix.lower())
-        note = (f"{text.strip()} read as {prefix}{suffix} = {unit} bytes per unit (decimal); "
-                f"write {prefix.upper()} or {prefix.upper()}iB for {_BINARY[prefix.lower()]}")
+        binary = f"{number}{prefix.upper()}"
+        note = (f"{text.strip()} = {_whole(number, unit)} bytes ({prefix}{suffix} is decimal); "
+                f"write {binary} or {binary}iB for {_whole(number, _BINARY[prefix.lower()])}")
     from fractions import Fraction  # only where a size is parsed
     value = Fraction(number) * unit
     if value.denominator != 1:
@@ -37,6 +38,12 @@ def parse_size_note(text: str) -> Tuple[int, Optional[str]]:
     if value > MAX_SIZE:
         raise UsageError(f"invalid size {text!r}", "too large", f"at most {MAX_SIZE} bytes")
     return int(value), note
+
+
+def _whole(number: str, unit: int) -> str:
+    from fractions import Fraction
+    value = Fraction(number) * unit
+    return str(int(value)) if value.denominator == 1 else f"{float(value):.1f}"
 
 
 def parse_size(text: str) -> int:

@@ -55,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return exc.exit_code
     except click.UsageError as exc:  # one line, like every other error
         command = exc.ctx.command_path if exc.ctx else "shmctl"
-        return _fail(f"{exc.format_message()} (see '{command} --help')", exc.exit_code)
+        return _fail(f"{exc.format_message().rstrip('.')} (see '{command} --help')", exc.exit_code)
     except click.ClickException as exc:
         return _fail(exc.format_message(), exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):

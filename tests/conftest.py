@@ -1,0 +1,183 @@
+"""Test isolation and helpers.
+
+As root, the whole test session moves into a private IPC namespace and a private mount
+namespace with its own tmpfs on /dev/shm (the in-process equivalent of
+`unshare --ipc --mount`), before any test runs: every segment a test makes lives and dies
+there, and nothing of the machine's own shared memory is touched. Where namespaces are not
+available the tests still run, in the machine's namespaces, with names of their own and
+cleanup fixtures, and the session ends by checking that it left nothing behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
+
+
+def _isolate() -> str:
+    if os.geteuid() != 0:
+        return "not root: tests run in this machine's IPC namespace"
+    if os.environ.get("SHMCTL_TEST_NO_NAMESPACE"):
+        return "SHMCTL_TEST_NO_NAMESPACE is set"
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    if libc.unshare(CLONE_NEWIPC | CLONE_NEWNS) != 0:
+        return f"unshare: {os.strerror(ctypes.get_errno())}"
+    if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return f"mount --make-rprivate /: {os.strerror(ctypes.get_errno())}"
+    if libc.mount(b"shmctl-test", b"/dev/shm", b"tmpfs", 0, b"mode=1777,size=1g") != 0:
+        return f"mount tmpfs /dev/shm: {os.strerror(ctypes.get_errno())}"
+    return ""
+
+
+ISOLATION_PROBLEM = _isolate()
+ISOLATED = not ISOLATION_PROBLEM
+ROOT = os.geteuid() == 0
+
+
+def pytest_report_header(config):
+    if ISOLATED:
+        return "shmctl: isolated in a private IPC + mount namespace with its own /dev/shm"
+    return f"shmctl: NOT isolated ({ISOLATION_PROBLEM})"
+
+
+def _leftovers():
+    with open("/proc/sysvipc/shm") as f:
+        sysv = [line.split()[1] for line in f.readlines()[1:]]
+    return sysv, sorted(os.listdir("/dev/shm"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind():
+    before = _leftovers()
+    yield
+    after = _leftovers()
+    assert after[0] == [s for s in after[0] if s in before[0]], f"SysV segments left: {after[0]}"
+    assert after[1] == [n for n in after[1] if n in before[1]], f"/dev/shm entries left: {after[1]}"
+
+
+# --- running shmctl as a real process ---
+
+def shmctl_cmd():
+    return [sys.executable, "-m", "shmctl_cli"]
+
+
+class Result:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.code, self.out, self.err = proc.returncode, proc.stdout, proc.stderr
+
+    def json(self):
+        return json.loads(self.out)
+
+    def __repr__(self):
+        return f"Result(code={self.code}, out={self.out[:400]!r}, err={self.err[:400]!r})"
+
+
+def run(*args, env=None, input=None, prefix=(), timeout=60) -> Result:
+    full_env = dict(os.environ, **(env or {}))
+    full_env.setdefault("PYTHONPATH", os.path.dirname(HERE))
+    proc = subprocess.run([*prefix, *shmctl_cmd(), *map(str, args)], capture_output=True, text=True,
+                          env=full_env, input=input, timeout=timeout)
+    return Result(proc)
+
+
+@pytest.fixture
+def shmctl():
+    return run
+
+
+# --- real segments, made by another process ---
+
+class Holder:
+    def __init__(self, specs):
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "holder.py"), json.dumps(specs)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.objects = []
+        for line in self.proc.stdout:
+            if line.strip() == "ready":
+                break
+            self.objects.append(json.loads(line))
+        else:
+            raise RuntimeError(f"holder failed: {self.proc.stderr.read()}")
+        self.pid = self.proc.pid
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def hold():
+    """hold(spec, ...) starts a holder process; it is stopped (and its objects removed)
+    at the end of the test, whatever happened."""
+    holders = []
+
+    def start(*specs):
+        holder = Holder(list(specs))
+        holders.append(holder)
+        return holder
+
+    yield start
+    for holder in holders:
+        holder.close()
+
+
+@pytest.fixture
+def unique():
+    """A name/key no other test (or process on an unisolated machine) uses."""
+    token = uuid.uuid4().hex[:10]
+
+    class Unique:
+        name = f"shmctl-test-{token}"
+        key = int(token[:8], 16) | 0x10000000
+    return Unique
+
+
+@pytest.fixture
+def cleanup_shm():
+    """Remove the named /dev/shm entries and SysV ids at teardown, even after a failure."""
+    names, shmids = [], []
+    yield names, shmids
+    for name in names:
+        path = os.path.join("/dev/shm", name)
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+    for shmid in shmids:
+        subprocess.run(["ipcrm", "-m", str(shmid)], capture_output=True)
+
+
+# --- a non-root user ---
+
+def nobody_prefix():
+    """setpriv to uid/gid nobody. Where the interpreter lives somewhere nobody may not enter
+    (pyenv under /root), CAP_DAC_READ_SEARCH is kept so that Python can start; it gives no
+    ptrace access, so other users' /proc/PID/maps stay closed as for any unprivileged user."""
+    base = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    probe = subprocess.run([*base, sys.executable, "-c", "import click, rich, psutil"], capture_output=True,
+                           env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    if probe.returncode == 0:
+        return base
+    return [*base, "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+
+
+needs_root = pytest.mark.skipif(not ROOT, reason="needs root")
+needs_isolation = pytest.mark.skipif(not ISOLATED, reason="needs a private IPC namespace")

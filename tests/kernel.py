@@ -1,0 +1,70 @@
+"""Helpers for tests on real kernel objects: parse our output and util-linux's."""
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+
+from conftest import HERE, run
+
+
+def listed(*args) -> dict:
+    """`shmctl list --json ARGS` as {address: segment}."""
+    r = run("list", "--json", *args)
+    assert r.code == 0, r
+    return {s["address"]: s for s in r.json()["segments"]}
+
+
+def ipcs_m() -> dict:
+    """`ipcs -m` and `ipcs -m -p` rows by shmid."""
+    rows = {}
+    for line in subprocess.run(["ipcs", "-m"], capture_output=True, text=True, check=True).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[0].startswith("0x"):
+            rows[int(parts[1])] = {"key": int(parts[0], 16), "owner": parts[2], "perms": int(parts[3], 8),
+                                   "size": int(parts[4]), "nattch": int(parts[5]), "status": parts[6:]}
+    for line in subprocess.run(["ipcs", "-m", "-p"], capture_output=True, text=True, check=True).stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0].isdigit():
+            rows[int(parts[0])].update(cpid=int(parts[2]), lpid=int(parts[3]))
+    return rows
+
+
+def lsipc_m() -> dict:
+    out = subprocess.run(["lsipc", "-m", "--json", "--bytes", "--numeric-perms", "-o",
+                          "KEY,ID,OWNER,PERMS,SIZE,NATTCH,CPID,LPID,STATUS"],
+                         capture_output=True, text=True, check=True).stdout
+    return {int(r["id"]): r for r in json.loads(out)["sharedmemory"]}
+
+
+def pids_of(segment: dict) -> set:
+    return {p["pid"] for p in segment.get("processes", [])}
+
+
+def on_terminal(*args, env=None, columns=200) -> str:
+    """Run shmctl with stdout on a pseudo-terminal; what a person would see."""
+    master, slave = pty.openpty()
+    full_env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE), COLUMNS=str(columns), TERM="xterm-256color")
+    full_env.pop("NO_COLOR", None)
+    full_env.update(env or {})
+    proc = subprocess.Popen([sys.executable, "-m", "shmctl_cli", *args], stdout=slave, stderr=subprocess.PIPE,
+                            env=full_env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(30)
+    os.close(master)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -1,0 +1,77 @@
+"""The command tree itself: version, help, entry points, platforms, error shape."""
+import subprocess
+import sys
+
+import click
+import pytest
+
+from conftest import run
+from shmctl_cli import __version__
+from shmctl_cli.cli import cli, main
+
+
+def test_version_and_module_entry():
+    r = run("--version")
+    assert (r.code, r.out) == (0, f"shmctl {__version__}\n")
+    assert run("-V").out == r.out
+
+
+def test_help_lists_exactly_the_commands_that_work():
+    r = run("--help")
+    assert r.code == 0 and "Exit codes" in r.out
+    assert set(cli.commands) == {"list", "stat"}
+    for name in cli.commands:
+        assert run(name, "--help").code == 0
+
+
+def test_console_script_entry_point():
+    from importlib.metadata import entry_points
+    scripts = entry_points(group="console_scripts") if sys.version_info >= (3, 10) else \
+        entry_points()["console_scripts"]
+    found = [e for e in scripts if e.name == "shmctl"]
+    if not found:
+        pytest.skip("shmctl is not installed in this environment (only importable)")
+    assert found[0].value == "shmctl_cli.cli:main"
+
+
+def test_other_platforms_get_one_clear_line(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("shmctl: this is darwin: shmctl works only on Linux (it reads /proc and calls Linux's SysV "
+                   "and POSIX shared-memory syscalls)\n")
+
+
+def test_usage_errors_are_one_line_exit_2():
+    r = run("list", "--no-such-option")
+    assert r.code == 2 and r.err.startswith("shmctl: No such option") and "--no-such-option" in r.err
+    assert r.err.endswith(" (see 'shmctl list --help')\n") and len(r.err.splitlines()) == 1
+    r = run("frobnicate")
+    assert r.code == 2 and r.err.startswith("shmctl: No such command 'frobnicate'")
+    r = run("stat")
+    assert r.code == 2 and "Missing argument 'ADDRESS'" in r.err and len(r.err.splitlines()) == 1
+
+
+def test_size_notes_go_to_stderr():
+    r = run("list", "--min-size", "1kB", "--json")
+    assert r.code == 0 and "1kB = 1000 bytes (kB is decimal)" in r.err
+    r = run("list", "--min-size", "lots")
+    assert r.code == 2 and r.err.startswith("shmctl: invalid size 'lots'")
+
+
+def test_no_traceback_on_interrupt(monkeypatch, capsys):
+    @click.command()
+    def boom():
+        raise KeyboardInterrupt
+    monkeypatch.setitem(cli.commands, "boom", boom)
+    assert main(["boom"]) == 130
+    assert capsys.readouterr().err.lstrip("\n") == "shmctl: interrupted\n"  # after click's newline
+
+
+def test_startup_imports_stay_light():
+    """--version must not import rich, psutil or the kernel layer."""
+    code = ("import sys; from shmctl_cli.cli import main; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'psutil', 'ctypes', 'json') "
+            "or m.startswith('shmctl_cli.kinds') or m == 'shmctl_cli.render'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
