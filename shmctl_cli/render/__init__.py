@@ -7,8 +7,8 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .model import STATUS_WORDS, Attachment, Inventory, Segment
-from .units import format_key, format_mode, format_size, format_time, mode_string
+from ..model import STATUS_WORDS, Attachment, Inventory, Segment
+from ..units import format_key, format_mode, format_size, format_time, mode_string
 
 
 class Style:
