@@ -2,11 +2,19 @@
 _shmctl() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cword=$COMP_CWORD
     local -a words=("${COMP_WORDS[@]}")
-    local commands="list stat"
+    local commands="attach create list read rm stat write"
     if [[ $cword -eq 1 ]]; then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur")); return
     fi
     case "${words[1]}" in
+        attach)
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --readonly --lock --for" -- "$cur"));
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            ;;
+        create)
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -s --size --key --ftok --mode --hugetlb --huge-size --lock --from --exist-ok --resize --force --dry-run" -- "$cur"));
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            ;;
         list)
             case "$prev" in
                 -k) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
@@ -15,8 +23,24 @@ _shmctl() {
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -k --kind -m --shmems -p --processes -a --all --user --orphans --min-size -u --summary --sort --list-columns --json --raw -n --noheadings -o --output --output-all -b --bytes --numeric-ids" -- "$cur"));
             else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
             ;;
+        read)
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -o --output --offset --length -x --hexdump -B --binary --string" -- "$cur"));
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            ;;
+        rm)
+            case "$prev" in
+                -k) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
+                --kind) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
+            esac
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -m --shmid -M --shmkey --posix --orphans --all -k --kind --user -f --force -y --yes --dry-run -q --quiet" -- "$cur"));
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            ;;
         stat)
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --json -b --bytes --numeric-ids" -- "$cur"));
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            ;;
+        write)
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --data --hex --fill --length --offset --grow --dry-run" -- "$cur"));
             else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
             ;;
     esac

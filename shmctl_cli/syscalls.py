@@ -4,6 +4,7 @@ errno turned into shmctl's exceptions. Struct layouts are those of glibc on 64-b
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from ctypes import Structure, c_char_p, c_int, c_int32, c_long, c_size_t, c_uint, c_uint32, c_ulong, c_ushort, c_void_p
 from typing import Optional
@@ -33,6 +34,14 @@ class ShmidDs(Structure):
                 ("shm_dtime", c_long), ("shm_ctime", c_long), ("shm_cpid", c_int),
                 ("shm_lpid", c_int), ("shm_nattch", c_ulong), ("_reserved5", c_ulong),
                 ("_reserved6", c_ulong)]
+
+
+class SemBuf(Structure):
+    _fields_ = [("sem_num", c_ushort), ("sem_op", ctypes.c_short), ("sem_flg", ctypes.c_short)]
+
+
+class Timespec(Structure):
+    _fields_ = [("tv_sec", c_long), ("tv_nsec", c_long)]
 
 
 class ShmInfo(Structure):  # struct shminfo: IPC_INFO
@@ -65,6 +74,10 @@ SIGNATURES = {
     "shm_unlink": (c_int, [c_char_p]),
     "mlock": (c_int, [c_void_p, c_size_t]),
     "munlock": (c_int, [c_void_p, c_size_t]),
+    "mmap": (c_void_p, [c_void_p, c_size_t, c_int, c_int, c_int, ctypes.c_int64]),
+    "munmap": (c_int, [c_void_p, c_size_t]),
+    "semget": (c_int, [c_int32, c_int, c_int]),
+    "semtimedop": (c_int, [c_int, c_void_p, c_size_t, c_void_p]),
 }
 
 
@@ -187,6 +200,48 @@ def shm_unlink(name: str) -> None:
 def mlock(addr: int, length: int, lock: bool = True) -> None:
     if _f["mlock" if lock else "munlock"](addr, length) < 0:
         raise _fail("mlock", "RLIMIT_MEMLOCK (ulimit -l) too small or CAP_IPC_LOCK missing")
+
+
+SEM_UNDO = 0x1000
+PROT_READ, PROT_WRITE, MAP_SHARED = 1, 2, 1
+
+
+def mmap_shared(fd: int, length: int, writable: bool) -> int:
+    """mmap(MAP_SHARED) returning the address, so that it can be mlocked and shown."""
+    prot = PROT_READ | (PROT_WRITE if writable else 0)
+    addr = _f["mmap"](None, length, prot, MAP_SHARED, fd, 0)
+    if addr is None or addr == _SHMAT_FAILED:
+        raise _fail("mmap")
+    return addr
+
+
+def munmap(addr: int, length: int) -> None:
+    if _f["munmap"](addr, length) < 0:
+        raise _fail("munmap")
+
+
+
+def semget(key: int, nsems: int, flags: int) -> int:
+    semid = _f["semget"](_signed_key(key), nsems, flags)
+    if semid < 0:
+        raise _fail(f"semget key 0x{key:08x}")
+    return semid
+
+
+def semop(semid: int, ops, timeout: Optional[float] = None) -> bool:
+    """Apply [(num, op, flags), ...] atomically; False if the timeout passed first."""
+    bufs = (SemBuf * len(ops))(*[SemBuf(n, o, f) for n, o, f in ops])
+    ts = None
+    if timeout is not None:
+        ts = ctypes.byref(Timespec(int(timeout), int((timeout % 1) * 1e9)))
+    while _f["semtimedop"](semid, bufs, len(ops), ts) < 0:
+        err = ctypes.get_errno()
+        if err == errno.EINTR:
+            continue
+        if err == errno.EAGAIN:
+            return False
+        raise from_errno(err, f"semop on semaphore set {semid}")
+    return True
 
 
 def memory_at(addr: int, length: int):

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -61,6 +62,8 @@ def _leftovers():
 def nothing_left_behind():
     before = _leftovers()
     yield
+    if _nobody_python and _nobody_python[1].startswith(tempfile.gettempdir()):
+        shutil.rmtree(_nobody_python[1], ignore_errors=True)
     after = _leftovers()
     assert after[0] == [s for s in after[0] if s in before[0]], f"SysV segments left: {after[0]}"
     assert after[1] == [n for n in after[1] if n in before[1]], f"/dev/shm entries left: {after[1]}"
@@ -83,11 +86,19 @@ class Result:
         return f"Result(code={self.code}, out={self.out[:400]!r}, err={self.err[:400]!r})"
 
 
-def run(*args, env=None, input=None, prefix=(), timeout=60) -> Result:
+def run(*args, env=None, input=None, prefix=(), timeout=60, binary=False, command=None) -> Result:
+    """shmctl as a real process; `binary` keeps stdout as bytes (stderr is always text)."""
+    if isinstance(prefix, nobody_prefix):
+        return run_as_nobody(*args, wrappers=prefix, env=env, input=input, timeout=timeout, binary=binary)
     full_env = dict(os.environ, **(env or {}))
     full_env.setdefault("PYTHONPATH", os.path.dirname(HERE))
-    proc = subprocess.run([*prefix, *shmctl_cmd(), *map(str, args)], capture_output=True, text=True,
+    if isinstance(input, str):
+        input = input.encode()
+    proc = subprocess.run([*prefix, *(command or shmctl_cmd()), *map(str, args)], capture_output=True,
                           env=full_env, input=input, timeout=timeout)
+    proc.stderr = proc.stderr.decode("utf-8", "replace")
+    if not binary:
+        proc.stdout = proc.stdout.decode("utf-8", "replace")
     return Result(proc)
 
 
@@ -167,16 +178,62 @@ def cleanup_shm():
 
 # --- a non-root user ---
 
-def nobody_prefix():
-    """setpriv to uid/gid nobody. Where the interpreter lives somewhere nobody may not enter
-    (pyenv under /root), CAP_DAC_READ_SEARCH is kept so that Python can start; it gives no
-    ptrace access, so other users' /proc/PID/maps stay closed as for any unprivileged user."""
-    base = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    probe = subprocess.run([*base, sys.executable, "-c", "import click, rich, psutil"], capture_output=True,
-                           env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
-    if probe.returncode == 0:
-        return base
-    return [*base, "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+_nobody_python = None
+
+
+def _world_readable_copy() -> str:
+    """Our package and its dependencies copied where nobody may read them: pyenv's
+    site-packages under /root are closed to other users."""
+    import importlib
+    target = tempfile.mkdtemp(prefix="shmctl-nobody-")
+    os.chmod(target, 0o755)
+    for name in ("shmctl_cli", "click", "rich", "psutil", "markdown_it", "mdurl", "pygments"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        shutil.copytree(os.path.dirname(module.__file__), os.path.join(target, name),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for root, dirs, files in os.walk(target):
+        for entry in dirs + files:
+            os.chmod(os.path.join(root, entry), 0o755 if entry in dirs else 0o644)
+    return target
+
+
+def nobody_command():
+    """(argv prefix, env) that runs shmctl as uid nobody with no capabilities at all."""
+    global _nobody_python
+    if _nobody_python is None:
+        candidates = [(sys.executable, os.path.dirname(HERE))]
+        system = shutil.which("python3", path="/usr/bin:/usr/local/bin:/bin")
+        if system:
+            candidates.append((system, None))
+        for python, path in candidates:
+            path = path or _world_readable_copy()
+            probe = subprocess.run([*NOBODY, python, "-c", "import click, shmctl_cli"], capture_output=True,
+                                   env=dict(os.environ, PYTHONPATH=path))
+            if probe.returncode == 0:
+                _nobody_python = (python, path)
+                break
+        else:
+            pytest.skip("no Python interpreter that uid nobody may run")
+    python, path = _nobody_python
+    return [*NOBODY, python, "-m", "shmctl_cli"], {"PYTHONPATH": path}
+
+
+class nobody_prefix(tuple):
+    """`run(..., prefix=nobody_prefix())` runs shmctl as uid nobody; arguments go between
+    setpriv and the interpreter (`nobody_prefix("prlimit", "--memlock=4096")`)."""
+
+    def __new__(cls, *wrappers):
+        return super().__new__(cls, wrappers)
+
+
+def run_as_nobody(*args, wrappers=(), **kwargs) -> Result:
+    argv, env = nobody_command()
+    return run(*args, prefix=(*argv[:len(NOBODY)], *wrappers), command=argv[len(NOBODY):],
+               env=dict(kwargs.pop("env", None) or {}, **env), **kwargs)
 
 
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root")

@@ -10,8 +10,13 @@ import click
 
 from .. import __version__
 from ..errors import Exit, ShmctlError
+from .attach import attach_command
+from .create import create_command
 from .list import list_command
+from .read import read_command
+from .rm import rm_command
 from .stat import stat_command
+from .write import write_command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -32,6 +37,11 @@ def cli() -> None:
 
 cli.add_command(list_command)
 cli.add_command(stat_command)
+cli.add_command(create_command)
+cli.add_command(attach_command)
+cli.add_command(read_command)
+cli.add_command(write_command)
+cli.add_command(rm_command)
 
 
 def _fail(message: str, code: int) -> int:

@@ -59,6 +59,13 @@ def print_rich(renderable) -> None:
     Console().print(renderable)
 
 
+def plural(count: int, word: str) -> str:
+    """`1 process`, `2 processes`: the count and the word, agreeing."""
+    if count == 1:
+        return f"1 {word}"
+    return f"{count} {word}es" if word.endswith(("s", "sh", "ch", "x")) else f"{count} {word}s"
+
+
 def note_hidden(count: int) -> None:
     """Say once what the maps scan could not see, and what would help."""
     if not count:
@@ -66,4 +73,4 @@ def note_hidden(count: int) -> None:
     import os
     why = ("their maps are closed even to this root (more privileged processes)" if os.geteuid() == 0
            else "run as root to see them")
-    note(f"attachments of {count} processes not visible; {why}")
+    note(f"attachments of {plural(count, 'process')} not visible; {why}")

@@ -144,9 +144,26 @@ def collect(kinds: Iterable[str], view: View, all_mappings: bool = False,
     return inventory
 
 
-def find(address: "Address", view: View) -> Segment:
+def kind_module(kind: str):
     from importlib import import_module
-    return import_module(f"{__name__}.{address.kind}").find(address, view)
+    return import_module(f"{__name__}.{kind}")
+
+
+def find(address: "Address", view: View) -> Segment:
+    return kind_module(address.kind).find(address, view)
+
+
+def open_segment(address: "Address", view: View, writable: bool):
+    """A Handle on the segment's bytes (kinds/access.py); close it, or use it in a with."""
+    return kind_module(address.kind).open_segment(address, view, writable)
+
+
+def remove(segment: Segment, view: View) -> None:
+    module = kind_module(segment.kind)
+    if segment.kind == "posix":
+        module.remove(segment, view)
+    else:
+        module.remove(segment)
 
 
 def meminfo(view: View) -> Dict[str, int]:
@@ -170,3 +187,12 @@ def describe_processes(segment: Segment) -> None:
             except (psutil.Error, OSError):
                 commands[a.pid] = a.comm
         a.command = commands[a.pid]
+
+
+def users(segment: Segment, view: View) -> List[int]:
+    """Pids that keep a segment in use: attached, mapping it, or (POSIX) holding it open."""
+    pids = set(segment.pids)
+    if segment.kind == "posix" and segment.device is not None:
+        key = (segment.device, segment.id)
+        pids.update(view.holders({key: segment}).get(key, ()))
+    return sorted(pids)

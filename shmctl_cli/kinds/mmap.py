@@ -6,13 +6,15 @@ import os
 import stat
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-from ..errors import NotFound, PermissionDenied, UsageError
+from ..errors import Conflict, NotFound, PermissionDenied, UsageError, from_oserror
 from ..model import Segment
 from ..procfs.maps import DELETED, SharedMapping
 from . import View
 
 if TYPE_CHECKING:
     from ..address import Address
+    from .access import Handle
+    from .files import Created, FileRequest
 from .sysv import SYSV_PREFIX
 
 SHMEM_FS = ("tmpfs", "hugetlbfs", "ramfs")
@@ -145,3 +147,42 @@ def find(address: "Address", view: View) -> Segment:
                          + ", ".join(f"{s.name} (dev {os.major(s.device)}:{os.minor(s.device)})" for s in matches),
                          "address it by path")
     return matches[0]
+
+
+# --- lifecycle: create, open, remove ---
+
+def create(path: str, req: "FileRequest") -> "Created":
+    from .files import create_file, unlink_file
+
+    def open_new() -> int:
+        try:
+            return os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, req.mode)
+        except OSError as exc:
+            raise from_oserror(exc, f"create mmap:{path}") from None
+    return create_file(f"mmap:{path}", path, req, open_new, lambda: unlink_file(f"mmap:{path}", path))
+
+
+def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
+    """A file by its path; an anonymous or memfd segment through the map_files link of a
+    process that maps it (root only: CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)."""
+    from .files import open_file
+    if address.path is not None:
+        return open_file(str(address), address.path, writable, nofollow=False)
+    segment = find(address, view)
+    a = segment.attachments[0]
+    link = f"{view.proc}/{a.pid}/map_files/{a.start:x}-{a.end:x}"
+    try:
+        handle = open_file(str(address), link, writable, nofollow=False)
+    except PermissionDenied:
+        raise PermissionDenied(str(address), "anonymous and memfd memory is reachable only through "
+                               "/proc/PID/map_files", "run as root") from None
+    return handle
+
+
+def remove(segment: Segment) -> None:
+    from .files import unlink_file
+    if segment.backing in ("anonymous", "memfd") or segment.address.startswith("mmap:@"):
+        holders = ", ".join(f"{a.pid} ({a.comm})" for a in segment.attachments or ()) or "no visible process"
+        raise Conflict(segment.address, f"{segment.backing or 'deleted'} shared memory has no name to remove: "
+                       f"it lives while processes map it: {holders}", "end those processes to free it")
+    unlink_file(segment.address, segment.address[len("mmap:"):])

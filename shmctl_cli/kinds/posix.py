@@ -6,12 +6,14 @@ import stat
 from typing import TYPE_CHECKING, Dict, List, Tuple
 
 from ..address import Address, posix_address
-from ..errors import NotFound
+from ..errors import NotFound, UsageError
 from ..model import Segment
 from . import View
 
 if TYPE_CHECKING:
     from ..address import Address
+    from .access import Handle
+    from .files import Created, FileRequest
 
 SEM_PREFIX = "sem."
 _TYPES = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"), (stat.S_ISSOCK, "socket"),
@@ -97,3 +99,27 @@ def find(address: "Address", view: View) -> Segment:
     attach_processes([segment], view)
     mark_orphans([segment], view)
     return segment
+
+
+# --- lifecycle: create, open, remove ---
+
+def create(name: str, req: "FileRequest", view: View) -> "Created":
+    from .. import syscalls
+    from .files import create_file
+    where = posix_address(name)
+    if name.startswith(SEM_PREFIX):
+        raise UsageError(f"invalid POSIX name /{name}", "sem.* names belong to POSIX semaphores")
+    return create_file(where, os.path.join(view.shm_dir, name), req,
+                       lambda: syscalls.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, req.mode),
+                       lambda: syscalls.shm_unlink(name))
+
+
+def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
+    from .files import open_file
+    lstat_object(address.name, view)  # says what the entry is when it is not a segment
+    return open_file(str(address), os.path.join(view.shm_dir, address.name), writable, nofollow=True)
+
+
+def remove(segment: Segment, view: View) -> None:
+    from .files import unlink_file
+    unlink_file(segment.address, os.path.join(view.shm_dir, segment.name.lstrip("/")))

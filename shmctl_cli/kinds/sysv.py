@@ -1,10 +1,11 @@
 """SysV segments: /proc/sysvipc/shm for the list, /proc/PID/maps for who is attached."""
 from __future__ import annotations
 
+import errno
 from itertools import repeat
-from typing import TYPE_CHECKING, Dict, List
+from typing import TYPE_CHECKING, Dict, List, Optional
 
-from ..errors import NotFound, UsageError
+from ..errors import Conflict, LimitReached, NotFound, PermissionDenied, ShmctlError, UsageError
 from ..model import SHM_DEST, SHM_LOCKED, Segment
 from ..procfs.sysvipc import read_sysvipc_shm
 from ..units import format_key
@@ -12,6 +13,8 @@ from . import View
 
 if TYPE_CHECKING:
     from ..address import Address
+    from .access import Handle
+
 
 SYSV_PREFIX = "/SYSV"
 
@@ -58,7 +61,7 @@ def collect(view: View, processes: bool = False) -> List[Segment]:
     return segments
 
 
-def resolve_key(address: Address) -> int:
+def resolve_key(address: "Address") -> int:
     if address.ftok is not None:
         from ..syscalls import ftok
         return ftok(*address.ftok)
@@ -83,3 +86,217 @@ def find(address: "Address", view: View) -> Segment:
     attach_processes([segment], view)
     mark_orphans([segment], view)
     return segment
+
+
+# --- lifecycle: create, open, remove ---
+
+def resolve_shmid(address: "Address") -> int:
+    from .. import syscalls
+    if address.shmid is not None:
+        return address.shmid
+    key = resolve_key(address)
+    try:
+        return syscalls.shmget(key, 0, 0)
+    except ShmctlError as exc:
+        if exc.errno == errno.ENOENT:
+            raise NotFound(str(address), f"no SysV segment with key {format_key(key)}",
+                           "a segment marked for removal loses its key; see shmctl list -m") from None
+        raise
+
+
+def _stat(shmid: int, address: str):
+    from .. import syscalls
+    try:
+        return syscalls.shmctl_stat(shmid)
+    except ShmctlError as exc:
+        if exc.errno in (errno.EINVAL, errno.EIDRM):
+            raise NotFound(address, f"no SysV segment with shmid {shmid}", "see shmctl list -m") from None
+        raise
+
+
+def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
+    """shmat the segment (read-only unless writing): it counts in nattch while open."""
+    from .. import syscalls
+    from .access import Handle
+    shmid = resolve_shmid(address)
+    where = f"sysv:{shmid}"
+    size = _stat(shmid, where).shm_segsz
+    try:
+        addr = syscalls.shmat(shmid, readonly=not writable)
+    except ShmctlError as exc:
+        if exc.errno in (errno.EINVAL, errno.EIDRM):
+            raise NotFound(where, "the segment went away") from None
+        raise
+    view = syscalls.memory_at(addr, size)
+    return Handle(where, size, view=view if writable else view.toreadonly(),
+                  on_close=lambda: syscalls.shmdt(addr), shmid=shmid, base=addr)
+
+
+def remove(segment: Segment) -> None:
+    from .. import syscalls
+    try:
+        syscalls.shmctl_rmid(segment.id)
+    except ShmctlError as exc:
+        if exc.errno in (errno.EINVAL, errno.EIDRM):
+            raise NotFound(segment.address, "already gone") from None
+        raise
+
+
+class SysvRequest:
+    def __init__(self, key: int, size: int, mode: int = 0o600, hugetlb: bool = False,
+                 huge_size: Optional[int] = None, lock: bool = False, exist_ok: bool = False,
+                 dry_run: bool = False, fill=None):
+        self.key, self.size, self.mode, self.hugetlb, self.huge_size = key, size, mode, hugetlb, huge_size
+        self.lock, self.exist_ok, self.dry_run, self.fill = lock, exist_ok, dry_run, fill
+
+
+def _existing(req: SysvRequest, plan: List[str]):
+    from .. import syscalls
+    from .files import Created
+    if req.key == 0:
+        return None
+    try:
+        shmid = syscalls.shmget(req.key, 0, 0)
+    except ShmctlError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    where = f"sysv:{shmid}"
+    size = _stat(shmid, where).shm_segsz
+    if not req.exist_ok:
+        raise Conflict(f"create sysv:key={format_key(req.key)}", f"the key exists already: {where}, {size} bytes",
+                       "--exist-ok uses it; shmctl never reuses a key silently")
+    if size < req.size:
+        raise Conflict(f"create sysv:key={format_key(req.key)}", f"{where} exists with {size} bytes, fewer than "
+                       f"the {req.size} asked", "a SysV segment cannot grow: remove it and create it anew")
+    plan.append(f"{where} exists with {size} bytes: used as it is")
+    return Created(where, True, plan)
+
+
+def huge_page_size(requested: Optional[int], proc: str) -> int:
+    if requested:
+        return requested
+    from ..procfs.meminfo import read_meminfo
+    return read_meminfo(proc).get("Hugepagesize", 2 << 20)
+
+
+def huge_pages_available(page_size: int, sys_root: str = "/sys") -> Optional[int]:
+    """Pages a new hugetlb segment may take: free minus reserved, plus overcommit room."""
+    base = f"{sys_root}/kernel/mm/hugepages/hugepages-{page_size // 1024}kB"
+    try:
+        read = {n: int(open(f"{base}/{n}").read()) for n in ("free_hugepages", "resv_hugepages",
+                                                             "nr_overcommit_hugepages", "surplus_hugepages")}
+    except OSError:
+        return None
+    return (read["free_hugepages"] - read["resv_hugepages"]
+            + max(0, read["nr_overcommit_hugepages"] - read["surplus_hugepages"]))
+
+
+def _has_capability(bit: int, proc: str) -> bool:
+    with open(f"{proc}/self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> bit & 1)
+    return False
+
+
+CAP_IPC_LOCK = 14
+
+
+def check_limits(req: SysvRequest, where: str, proc: str) -> List[str]:
+    """Each kernel limit the new segment meets, as plan lines; LimitReached for the first it
+    would pass. ENOSPC alone cannot tell shmmni from shmall: SHM_INFO and IPC_INFO can."""
+    from .. import syscalls
+    info, usage = syscalls.ipc_info(), syscalls.shm_info()
+    pages = -(-req.size // syscalls.PAGE_SIZE)
+    lines = [f"shmmax: {req.size} of {info.shmmax} bytes",
+             f"shmmni: segment {usage.used_ids + 1} of {info.shmmni}",
+             f"shmall: {usage.shm_tot} + {pages} of {info.shmall} pages"]
+    if req.size > info.shmmax:
+        raise LimitReached(where, f"{req.size} bytes is more than shmmax ({info.shmmax})",
+                           f"shmctl limits set shmmax={req.size}")
+    if usage.used_ids >= info.shmmni:
+        raise LimitReached(where, f"all {info.shmmni} segments that shmmni allows exist",
+                           "shmctl limits set shmmni=N, or shmctl rm --orphans")
+    if usage.shm_tot + pages > info.shmall:
+        raise LimitReached(where, f"{pages} more pages would pass shmall ({usage.shm_tot} of {info.shmall} pages "
+                           "in use)", f"shmctl limits set shmall={usage.shm_tot + pages}")
+    if req.hugetlb:
+        lines.append(_check_huge_pages(req, where, proc))
+    if req.lock and not _has_capability(CAP_IPC_LOCK, proc):
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+        lines.append(f"memlock: {req.size} of {soft} bytes (RLIMIT_MEMLOCK)")
+        if soft != resource.RLIM_INFINITY and req.size > soft:
+            raise LimitReached(where, f"--lock needs {req.size} bytes of RLIMIT_MEMLOCK, which is {soft}",
+                               "raise ulimit -l, or run with CAP_IPC_LOCK")
+    return lines
+
+
+def _check_huge_pages(req: SysvRequest, where: str, proc: str) -> str:
+    page = huge_page_size(req.huge_size, proc)
+    needed = -(-req.size // page)
+    available = huge_pages_available(page)
+    if available is None:
+        raise LimitReached(where, f"this kernel has no {page >> 20}M huge page pool",
+                           "see /sys/kernel/mm/hugepages")
+    if needed > available:
+        raise LimitReached(where, f"needs {needed} huge pages of {page >> 20}M, the pool has {available} free",
+                           f"shmctl limits hugepages --size {page >> 20}M --count N")
+    return f"hugepages: {needed} of {available} free {page >> 20}M pages"
+
+
+def _shmget_error(exc: ShmctlError, req: SysvRequest, where: str) -> ShmctlError:
+    """Say which limit a refusal means: the kernel's errno is ambiguous."""
+    if exc.errno == errno.EEXIST:
+        return Conflict(where, "the key exists already (made by someone else just now)", "--exist-ok uses it")
+    if exc.errno in (errno.ENOSPC, errno.EINVAL):
+        try:
+            check_limits(SysvRequest(req.key, req.size), where, "/proc")
+        except LimitReached as limit:
+            return limit
+    if exc.errno == errno.ENOMEM and req.hugetlb:
+        return LimitReached(where, "the huge page pool could not supply the segment",
+                            "shmctl limits hugepages --size 2M --count N")
+    if exc.errno == errno.EPERM and req.hugetlb:
+        return PermissionDenied(where, "SHM_HUGETLB needs CAP_IPC_LOCK or membership in vm.hugetlb_shm_group",
+                                "run as root")
+    return exc
+
+
+def create(req: SysvRequest, view: View):
+    """shmget with IPC_CREAT|IPC_EXCL (never an existing key by accident), then the contents
+    and SHM_LOCK; a half-made segment is removed before the error is raised."""
+    from .. import syscalls
+    from ..address import Address
+    from .files import Created
+    where = f"create sysv:key={format_key(req.key)}" if req.key else "create sysv"
+    plan: List[str] = []
+    found = _existing(req, plan)
+    if found is not None:
+        return found
+    plan += check_limits(req, where, view.proc)
+    plan.append(f"would create sysv{f':key={format_key(req.key)}' if req.key else ' (IPC_PRIVATE)'}: "
+                f"{req.size} bytes, mode {req.mode:04o}" + (", hugetlb" if req.hugetlb else "")
+                + (", locked" if req.lock else ""))
+    if req.dry_run:
+        return Created("sysv", False, plan)
+    flags = syscalls.IPC_CREAT | syscalls.IPC_EXCL | req.mode
+    if req.hugetlb:
+        flags |= syscalls.SHM_HUGETLB
+        if req.huge_size:
+            flags |= (req.huge_size.bit_length() - 1) << syscalls.SHM_HUGE_SHIFT
+    try:
+        shmid = syscalls.shmget(req.key, req.size, flags)
+    except ShmctlError as exc:
+        raise _shmget_error(exc, req, where) from None
+    try:
+        if req.lock:
+            syscalls.shmctl_lock(shmid)
+        if req.fill is not None:
+            with open_segment(Address("sysv", shmid=shmid), view, writable=True) as handle:
+                req.fill(handle)
+    except BaseException:
+        syscalls.shmctl_rmid(shmid)
+        raise
+    return Created(f"sysv:{shmid}", False, plan)

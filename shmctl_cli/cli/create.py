@@ -1,0 +1,121 @@
+"""shmctl create ADDRESS --size SIZE: a new segment, and its address on stdout."""
+from __future__ import annotations
+
+import os
+
+import click
+
+from .params import MODE, SIZE, AddressParam, SizeParam
+
+
+def _usage(what: str, why: str, hint: str = ""):
+    from ..errors import UsageError
+    return UsageError(what, why, hint or None)
+
+
+def _sysv_key(address, key, ftok) -> int:
+    from ..address import parse_key, parse_proj
+    from ..syscalls import ftok as derive
+    given = [x for x in (address.key or None, address.ftok, key, ftok) if x]
+    if len(given) > 1:
+        raise _usage("create sysv", "give the key once: in the address, --key or --ftok")
+    if ftok:
+        path, sep, proj = ftok.rpartition(",")
+        if not sep:
+            raise _usage(f"invalid --ftok {ftok!r}", "expected PATH,PROJ")
+        return derive(path, parse_proj(proj))
+    if address.ftok:
+        return derive(*address.ftok)
+    return parse_key(key) if key is not None else (address.key or 0)
+
+
+def _check_kind_options(address, key, ftok, hugetlb, huge_size, lock, resize) -> None:
+    sysv_only = {"--key": key, "--ftok": ftok, "--hugetlb": hugetlb, "--huge-size": huge_size, "--lock": lock}
+    if address.kind != "sysv":
+        wrong = [name for name, value in sysv_only.items() if value]
+        if wrong:
+            hint = "for POSIX and mmap, shmctl attach --lock pins pages while it holds them" if lock else ""
+            raise _usage(f"create {address}", f"{wrong[0]} applies to SysV segments only", hint)
+    elif resize:
+        raise _usage(f"create {address}", "a SysV segment cannot be resized", "remove it and create it anew")
+    if huge_size and not hugetlb:
+        raise _usage("create sysv", "--huge-size goes with --hugetlb")
+    if huge_size and huge_size & (huge_size - 1):
+        raise _usage("create sysv", f"--huge-size {huge_size} is not a power of two", "e.g. 2M or 1G")
+    if not address.is_new and address.kind == "sysv" and address.shmid is not None:
+        raise _usage(f"create {address}", "the kernel picks the shmid", "create sysv [--key KEY]")
+
+
+def _source(path):
+    """(file object, size) of --from; size None for a pipe."""
+    if path is None:
+        return None, None
+    import stat
+    try:
+        src = open(path, "rb") if path != "-" else os.fdopen(os.dup(0), "rb")
+    except OSError as exc:
+        from ..errors import from_oserror
+        raise from_oserror(exc, f"--from {path}") from None
+    st = os.fstat(src.fileno())
+    return src, st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+@click.command("create")
+@click.argument("address", type=AddressParam(allow_new=True))
+@click.option("-s", "--size", type=SizeParam(minimum=1), help="Size: 4096, 64K, 1M, 1.5GiB (default: of --from).")
+@click.option("--key", metavar="KEY", help="SysV key, any base (0 = IPC_PRIVATE).")
+@click.option("--ftok", metavar="PATH,PROJ", help="SysV key derived by ftok(3).")
+@click.option("--mode", type=MODE, default="0600", show_default=True, help="Permissions, octal.")
+@click.option("--hugetlb", is_flag=True, help="SysV: back it with huge pages (SHM_HUGETLB).")
+@click.option("--huge-size", type=SIZE, metavar="SIZE", help="Huge page size for --hugetlb: 2M or 1G.")
+@click.option("--lock", is_flag=True, help="SysV: SHM_LOCK it, so its pages are never swapped.")
+@click.option("--from", "source_path", metavar="FILE", help="Initial contents ('-' for stdin).")
+@click.option("--exist-ok", is_flag=True, help="Print the address of an existing segment at least as large.")
+@click.option("--resize", is_flag=True, help="POSIX/mmap: set an existing object to --size (shrinking needs --force).")
+@click.option("--force", is_flag=True, help="Create even past the filesystem's free space; let --resize shrink.")
+@click.option("--dry-run", is_flag=True, help="Say what would be created and which limits it meets.")
+def create_command(address, size, key, ftok, mode, hugetlb, huge_size, lock, source_path, exist_ok, resize,
+                   force, dry_run):
+    """Create a segment; print its address, and nothing else, on stdout.
+
+    ADDRESS is sysv (the kernel picks the id; add --key or --ftok for a key),
+    sysv:key=KEY, sysv:ftok=PATH,PROJ, posix:/NAME (or /NAME), or mmap:/PATH (a file on
+    tmpfs, hugetlbfs or disk). An existing key, name or path is never reused or resized
+    unless asked: exit 5.
+    """
+    from .. import kinds
+    from ..errors import Conflict
+    from ..kinds.files import FileRequest
+
+    _check_kind_options(address, key, ftok, hugetlb, huge_size, lock, resize)
+    source, source_size = _source(source_path)
+    if size is None:
+        if source_size is None:
+            raise _usage(f"create {address}", "--size is required", "or --from a regular file")
+        size = source_size
+        if size == 0:
+            raise _usage(f"create {address}", f"--from {source_path} is empty", "give --size")
+    if source_size is not None and source_size > size:
+        raise Conflict(f"create {address}", f"--from {source_path} has {source_size} bytes, more than --size {size}")
+
+    def fill(handle):
+        handle.receive(source, 0, size)
+
+    fill_with = fill if source is not None else None
+    view = kinds.View()
+    if address.kind == "sysv":
+        from ..kinds.sysv import SysvRequest
+        request = SysvRequest(_sysv_key(address, key, ftok), size, mode, hugetlb, huge_size, lock, exist_ok,
+                              dry_run, fill_with)
+        created = kinds.kind_module("sysv").create(request, view)
+    else:
+        request = FileRequest(size, mode, exist_ok, resize, force, dry_run, fill_with)
+        if address.kind == "posix":
+            created = kinds.kind_module("posix").create(address.name, request, view)
+        else:
+            created = kinds.kind_module("mmap").create(address.path, request)
+    if dry_run:
+        click.echo("\n".join(created.plan))
+    else:
+        click.echo(created.address)
+    return 0

@@ -1,0 +1,157 @@
+"""shmctl rm: remove segments, never one still in use unless --force, never many unasked."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Tuple
+
+import click
+
+from .. import KINDS
+from .output import plural
+from .params import ADDRESS
+
+
+def _usage(what: str, why: str, hint: str = ""):
+    from ..errors import UsageError
+    return UsageError(what, why, hint or None)
+
+
+def _explicit(addresses, shmids, keys, names) -> list:
+    from ..address import Address, check_posix_name, parse_key
+    targets = list(addresses)
+    targets += [Address("sysv", shmid=shmid) for shmid in shmids]
+    targets += [Address("sysv", key=parse_key(key)) for key in keys]
+    targets += [Address("posix", name=check_posix_name(name)) for name in names]
+    return targets
+
+
+def _bulk(view, kinds_wanted, user, orphans: bool, force: bool) -> Tuple[list, List[str]]:
+    """Segments chosen by --orphans or --all, and notes on what was skipped and why. Without
+    root, other users' processes are invisible: a POSIX object that looks unused may not be,
+    so it is skipped rather than guessed at (SysV's nattch comes from the kernel: certain)."""
+    from .. import kinds
+    from .list import resolve_user
+    inv = kinds.collect(kinds_wanted, view, processes=True)
+    uid = resolve_user(user) if user is not None else None
+    blind = view.maps.hidden and os.geteuid() != 0 and not force
+    chosen, notes = [], []
+    for seg in inv.segments:
+        if (uid is not None and seg.uid != uid) or (orphans and not seg.orphan) or seg.semaphore:
+            continue
+        if seg.kind == "posix" and blind:
+            notes.append(f"skipped {seg.address}: {plural(view.maps.hidden, 'process')} not visible, so whether "
+                         "it is in use cannot be told (run as root)")
+            continue
+        chosen.append(seg)
+    if view.maps.hidden and os.geteuid() == 0:
+        notes.append(f"{plural(view.maps.hidden, 'process')} closed even to root (more privileged) not checked")
+    return chosen, notes
+
+
+def _confirm(segments, yes: bool) -> None:
+    if yes or len(segments) <= 1:
+        return
+    if not sys.stdin.isatty():
+        raise _usage("rm", f"{len(segments)} segments chosen and no terminal to ask", "add --yes")
+    click.echo(f"about to remove {len(segments)} segments:", err=True)
+    for seg in segments:
+        click.echo(f"  {seg.address}  {seg.size} bytes  nattch {seg.nattch}", err=True)
+    if not click.confirm("remove them?", err=True):
+        raise click.exceptions.Exit(1)
+
+
+def _refusal(seg, users: List[int], view):
+    from ..errors import Conflict
+    names = ", ".join(f"{pid} ({view.comm(pid)})" for pid in users[:8]) + (" ..." if len(users) > 8 else "")
+    count = seg.nattch if seg.kind == "sysv" else len(users)
+    who = f"pids {names}" if users else "processes not visible to you"
+    hint = ("--force marks it for removal: the kernel frees it when the last process detaches" if seg.kind == "sysv"
+            else "--force unlinks it; the memory is freed when the last process lets go")
+    return Conflict(seg.address, f"still in use by {plural(count, 'process')}: {who}", hint)
+
+
+def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
+    """Remove one segment; returns a note for stderr (or "")."""
+    from .. import kinds
+    users = kinds.users(seg, view)
+    in_use = seg.nattch if seg.kind == "sysv" else len(users)
+    if seg.kind == "mmap" and seg.address.startswith("mmap:@"):
+        kinds.remove(seg, view)  # raises: nothing to unlink
+    if in_use and not force:
+        raise _refusal(seg, users, view)
+    if not dry_run:
+        kinds.remove(seg, view)
+    if in_use and seg.kind == "sysv":
+        return (f"{seg.address} marked for removal: the kernel frees it when the last of "
+                f"{plural(in_use, 'attached process')} detaches")
+    if in_use:
+        return f"{seg.address} unlinked; its memory is freed when the {plural(in_use, 'process')} using it let go"
+    return ""
+
+
+@click.command("rm")
+@click.argument("addresses", nargs=-1, type=ADDRESS)
+@click.option("-m", "--shmid", "shmids", type=int, multiple=True, metavar="SHMID", help="SysV segment by id (ipcrm -m).")
+@click.option("-M", "--shmkey", "keys", multiple=True, metavar="KEY", help="SysV segment by key (ipcrm -M).")
+@click.option("--posix", "names", multiple=True, metavar="NAME", help="POSIX object by name.")
+@click.option("--orphans", is_flag=True, help="Every orphan (see list --orphans).")
+@click.option("--all", "all_", is_flag=True, help="Every segment (of --kind, of --user).")
+@click.option("-k", "--kind", "kinds_wanted", type=click.Choice(KINDS), multiple=True,
+              help="With --orphans/--all: only this kind. Default: sysv and posix.")
+@click.option("--user", metavar="NAME|UID", help="With --orphans/--all: only this user's segments.")
+@click.option("-f", "--force", is_flag=True, help="Remove even what processes still use.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before removing several.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the removed addresses.")
+def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user, force, yes, dry_run, quiet):
+    """Remove segments: by address, ipcrm's -m/-M, --orphans or --all.
+
+    Each removed address is printed, one per line. A segment still in use is refused (exit
+    5, naming the pids) unless --force. Several segments are removed only after a yes on
+    the terminal, or with --yes. When some fail, the rest are still removed and the exit
+    code is the first failure's.
+    """
+    from .. import kinds
+    from ..errors import ShmctlError
+    from .output import note
+
+    explicit = _explicit(addresses, shmids, keys, names)
+    bulk = orphans or all_
+    if bool(explicit) == bulk:
+        raise _usage("rm", "name segments, or choose --orphans or --all" if not explicit
+                     else "give addresses or --orphans/--all, not both")
+    if (kinds_wanted or user) and not bulk:
+        raise _usage("rm", "--kind and --user choose among --orphans/--all")
+    view = kinds.View()
+    failures: List[ShmctlError] = []
+    if bulk:
+        segments, notes = _bulk(view, list(kinds_wanted) or ["sysv", "posix"], user, orphans, force)
+        for text in notes:
+            note(text)
+    else:
+        segments = []
+        for address in explicit:
+            try:
+                segments.append(kinds.find(address, view))
+            except ShmctlError as exc:
+                failures.append(exc)
+                note(str(exc))
+        if segments and view.maps.hidden and os.geteuid() != 0 and any(s.kind != "sysv" for s in segments):
+            note(f"{plural(view.maps.hidden, 'process')} not visible to you: one of them may still use it")
+    if not dry_run:
+        _confirm(segments, yes)
+    for seg in segments:
+        try:
+            message = _remove_one(seg, view, force, dry_run)
+        except ShmctlError as exc:
+            failures.append(exc)
+            note(str(exc))
+            continue
+        if message and not dry_run:
+            note(message)
+        if dry_run:
+            click.echo(f"would remove {seg.address}")
+        elif not quiet:
+            click.echo(seg.address)
+    return failures[0].exit_code if failures else 0

@@ -1,0 +1,151 @@
+"""shmctl write ADDRESS [FILE|-]: bytes into a segment, never past its end unless --grow."""
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+import click
+
+from .params import ADDRESS, SIZE
+
+
+def _usage(what: str, why: str, hint: str = ""):
+    from ..errors import UsageError
+    return UsageError(what, why, hint or None)
+
+
+def _parse_hex(text: str) -> bytes:
+    cleaned = "".join(text.split())
+    if cleaned.lower().startswith("0x"):
+        cleaned = cleaned[2:]
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise _usage(f"invalid --hex {text!r}", "expected pairs of hex digits", "e.g. --hex 'de ad be ef'") from None
+
+
+def _parse_byte(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        if len(text) == 1:
+            return ord(text)
+        raise _usage(f"invalid --fill {text!r}", "expected a byte: 0-255, 0x00-0xff or one character") from None
+    if not 0 <= value <= 255:
+        raise _usage(f"invalid --fill {text!r}", "a byte is 0-255")
+    return value
+
+
+class Source:
+    """What to write: bytes in memory, a byte repeated, or a file object with a known size."""
+
+    def __init__(self, length: int, data: bytes = None, fill: int = None, stream=None):
+        self.length, self.data, self.fill, self.stream = length, data, fill, stream
+
+
+def _source(path, data, hex_data, fill, length, capacity) -> Source:
+    given = [name for name, value in (("FILE", path), ("--data", data), ("--hex", hex_data), ("--fill", fill))
+             if value is not None]
+    if len(given) > 1:
+        raise _usage("write", f"{given[0]} and {given[1]} both name what to write", "give one")
+    if fill is not None:
+        if length is None:
+            raise _usage("write", "--fill needs --length")
+        return Source(length, fill=_parse_byte(fill))
+    if data is not None or hex_data is not None:
+        payload = data.encode() if data is not None else _parse_hex(hex_data)
+        return Source(len(payload), data=payload[:length] if length is not None else payload)
+    if path is None and sys.stdin.isatty():
+        raise _usage("write", "nothing to write", "give FILE, '-' for stdin, --data, --hex or --fill")
+    return _stream_source(path or "-", length, capacity)
+
+
+def _stream_source(path: str, length, capacity) -> Source:
+    try:
+        stream = open(path, "rb") if path != "-" else os.fdopen(os.dup(0), "rb")
+    except OSError as exc:
+        from ..errors import from_oserror
+        raise from_oserror(exc, f"open {path}") from None
+    st = os.fstat(stream.fileno())
+    if stat.S_ISREG(st.st_mode):
+        size = max(0, st.st_size - stream.tell())
+        return Source(min(size, length) if length is not None else size, stream=stream)
+    # a pipe: its length is known only at its end. Read one byte more than fits, so that
+    # an overflow is refused before anything is written (with --grow: all of it).
+    limit = length if length is not None else (-1 if capacity is None else capacity + 1)
+    data = stream.read(limit)
+    stream.close()
+    return Source(len(data), data=data)
+
+
+@click.command("write")
+@click.argument("address", type=ADDRESS)
+@click.argument("path", metavar="[FILE|-]", required=False)
+@click.option("--data", metavar="STRING", help="Write this text (UTF-8).")
+@click.option("--hex", "hex_data", metavar="HEX", help="Write these bytes, in hex ('de ad be ef').")
+@click.option("--fill", metavar="BYTE", help="Write BYTE (0-255, 0xNN or a character) --length times.")
+@click.option("--length", type=SIZE, help="Write at most this much (with --fill: exactly this much).")
+@click.option("--offset", type=SIZE, default="0", help="Start this far in.")
+@click.option("--grow", is_flag=True, help="POSIX/mmap: extend the segment to take what passes its end.")
+@click.option("--dry-run", is_flag=True, help="Say what would be written, write nothing.")
+def write_command(address, path, data, hex_data, fill, length, offset, grow, dry_run):
+    """Write bytes into a segment from FILE, stdin, --data, --hex or --fill.
+
+    Writing past the end is refused (exit 5) unless --grow, which POSIX objects and mmap
+    files allow and SysV segments cannot (the kernel fixes their size). Concurrent writes
+    never interleave: each holds flock(LOCK_EX) on the file, or for SysV a semaphore
+    (key 0x73686d63, with SEM_UNDO).
+    """
+    from .. import kinds
+    from ..errors import Conflict
+
+    view = kinds.View()
+    with kinds.open_segment(address, view, writable=not dry_run) as handle:
+        where = f"write {handle.address}"
+        if offset > handle.size and not grow:
+            raise Conflict(where, f"offset {offset} is past the end ({handle.size} bytes)")
+        capacity = None if grow else max(0, handle.size - offset)
+        source = _source(path, data, hex_data, fill, length, capacity)
+        end = offset + source.length
+        if end > handle.size:
+            _check_growth(where, handle, end, grow, address, view)
+        if dry_run:
+            click.echo(f"would write {source.length} bytes at offset {offset} of {handle.address} "
+                       f"({handle.size} bytes{', growing it to ' + str(end) if end > handle.size else ''})")
+            return 0
+        with handle.write_lock():
+            if end > handle.size:
+                handle.grow(end)
+            _write(handle, source, offset)
+    return 0
+
+
+def _check_growth(where: str, handle, end: int, grow: bool, address, view) -> None:
+    from ..errors import Conflict
+    if handle.shmid is not None:
+        raise Conflict(where, f"{end - handle.size} bytes would pass the end ({handle.size} bytes)",
+                       "a SysV segment cannot grow: the kernel fixes its size at shmget")
+    if not grow:
+        raise Conflict(where, f"{end - handle.size} bytes would pass the end ({handle.size} bytes)",
+                       "--grow extends it")
+    if address.kind == "mmap" and address.path is None:
+        raise Conflict(where, f"{end - handle.size} bytes would pass the end ({handle.size} bytes)",
+                       "an anonymous or memfd segment is as large as its processes map it")
+    from ..kinds.files import check_room
+    directory = os.path.dirname(address.path) if address.kind == "mmap" else view.shm_dir
+    check_room(where, directory, end - handle.size, force=False)
+
+
+def _write(handle, source: Source, offset: int) -> None:
+    from .common import progress_bar
+    if source.fill is not None:
+        handle.fill(source.fill, offset, source.length)
+    elif source.data is not None:
+        handle.write_bytes(source.data, offset)
+    else:
+        with progress_bar(source.length, f"write {handle.address}") as progress, source.stream:
+            got = handle.receive(source.stream, offset, source.length, progress)
+        if got != source.length:
+            from ..errors import ShmctlError
+            raise ShmctlError(f"write {handle.address}", f"the source ended after {got} of {source.length} bytes")
