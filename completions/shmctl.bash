@@ -2,7 +2,7 @@
 _shmctl() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cword=$COMP_CWORD
     local -a words=("${COMP_WORDS[@]}")
-    local commands="attach create list read rm stat write"
+    local commands="attach create limits list read rm stat write"
     if [[ $cword -eq 1 ]]; then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur")); return
     fi
@@ -13,6 +13,10 @@ _shmctl() {
             ;;
         create)
             if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -s --size --key --ftok --mode --hugetlb --huge-size --lock --from --exist-ok --resize --force --dry-run" -- "$cur"));
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            ;;
+        limits)
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --json -b --bytes" -- "$cur"));
             else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
             ;;
         list)

@@ -19,7 +19,7 @@ def test_version_and_module_entry():
 def test_help_lists_exactly_the_commands_that_work():
     r = run("--help")
     assert r.code == 0 and "Exit codes" in r.out
-    assert set(cli.commands) == {"list", "stat", "create", "attach", "read", "write", "rm"}
+    assert set(cli.commands) == {"list", "stat", "create", "attach", "read", "write", "rm", "limits"}
     for name in cli.commands:
         assert run(name, "--help").code == 0
 

@@ -12,6 +12,7 @@ from .. import __version__
 from ..errors import Exit, ShmctlError
 from .attach import attach_command
 from .create import create_command
+from .limits import limits_command
 from .list import list_command
 from .read import read_command
 from .rm import rm_command
@@ -42,6 +43,7 @@ cli.add_command(attach_command)
 cli.add_command(read_command)
 cli.add_command(write_command)
 cli.add_command(rm_command)
+cli.add_command(limits_command)
 
 
 def _fail(message: str, code: int) -> int:

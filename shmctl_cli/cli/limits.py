@@ -1,0 +1,246 @@
+"""shmctl limits: shmmax, shmall, shmmni, /dev/shm, memory and the huge page pools in one
+place (ipcs -l, lsipc -g, sysctl, /proc/meminfo and hugeadm together), and the commands
+that change them: set, hugepages, recommend."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import click
+
+from .output import is_terminal, note, print_rich
+from .params import SIZE, SizeParam
+
+JSON_HELP = "JSON: numbers as numbers, sizes in bytes."
+PERSIST_HELP = ("Also write the values to a sysctl.d file so that they survive a reboot: FILE, or "
+                "/etc/sysctl.d/60-shmctl.conf (SHMCTL_SYSCTL_DIR overrides the directory); other lines are kept.")
+
+
+def _style(exact: bool):
+    from ..render import Style
+    return Style(exact_sizes=exact or not is_terminal())
+
+
+def _collect():
+    from ..limits.collect import collect
+    return collect()
+
+
+@click.group("limits", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
+@click.pass_context
+def limits_command(ctx, as_json, exact):
+    """Show the kernel limits on shared memory, with what is in use and USE%: SHMMAX, SHMALL
+    (in pages and bytes), SHMMNI, SHMMIN, shm_rmid_forced, the /dev/shm tmpfs, MemTotal,
+    Shmem, Hugetlb, RLIMIT_MEMLOCK, vm.hugetlb_shm_group and every huge page pool.
+
+    Subcommands: `limits set NAME=VALUE...` (shmmax, shmall, shmmni, shm_rmid_forced;
+    --persist [FILE], --dry-run, --force), `limits hugepages [--size 2M] [--count N]
+    [--overcommit N] [--persist [FILE]]`, `limits recommend --for SIZE [--hugepages]
+    [--huge-size 2M] [--segments N] [--group GROUP] [--apply]`. See `shmctl limits COMMAND --help`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return None
+    from ..render import limits as render
+    limits = _collect()
+    for warning in limits.warnings():
+        note(f"warning: {warning}")
+    if as_json:
+        click.echo(render.limits_json(limits), nl=False)
+    elif is_terminal():
+        print_rich(render.limits_rich(limits, _style(exact)))
+    else:
+        click.echo(render.limits_text(limits, _style(exact)), nl=False)
+    return 0
+
+
+def _split_persist(assignments: Tuple[str, ...], persist: Optional[str]) -> Tuple[List[str], Optional[str]]:
+    """`--persist shmmax=1G`: click hands the assignment to --persist as its FILE."""
+    from ..limits.setting import is_assignment
+    if persist and is_assignment(persist):
+        return [persist, *assignments], ""
+    return list(assignments), persist
+
+
+@limits_command.command("set")
+@click.argument("assignments", nargs=-1, metavar="NAME=VALUE...")
+@click.option("--persist", is_flag=False, flag_value="", default=None, metavar="[FILE]", help=PERSIST_HELP)
+@click.option("--dry-run", is_flag=True, help="Print the sysctl lines and what would change; change nothing.")
+@click.option("--force", is_flag=True, help="Set shmall or shmmni below what is in use, or shm_rmid_forced=1 "
+                                            "though it destroys orphaned segments.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def set_command(assignments, persist, dry_run, force, as_json):
+    """Set shmmax (bytes: 32G), shmall (pages, or a size: 32G), shmmni, shm_rmid_forced in
+    the caller's IPC namespace. Everything is checked before anything is written; every
+    value is read back. `default` restores the kernel's default."""
+    import os
+    from ..errors import UsageError
+    from ..limits import persist as persisting
+    from ..limits import setting
+    texts, persist = _split_persist(assignments, persist)
+    if not texts:
+        raise UsageError("limits set", "nothing to set", "give NAME=VALUE, e.g. shmmax=32G")
+    changes, notes = setting.parse_assignments(texts, os.sysconf("SC_PAGE_SIZE"))
+    for text in notes:
+        note(text)
+    limits = _collect()
+    for warning in setting.validate(changes, limits, force):
+        note(f"warning: {warning}")
+    if not dry_run:
+        setting.require_writable([c.key for c in changes])
+    plan = persisting.plan(persisting.target_path(persist), {c.key: c.value for c in changes}) \
+        if persist is not None else None
+    if not dry_run:
+        setting.apply_and_persist(changes, plan)
+    _report_changes(changes, plan, dry_run, as_json)
+    wrong = setting.not_kept(changes)
+    if wrong:
+        from ..errors import ShmctlError
+        raise ShmctlError(wrong[0].key, f"asked {wrong[0].value}, the kernel kept {wrong[0].kept}")
+    return 0
+
+
+def _report_changes(changes, plan, dry_run: bool, as_json: bool) -> None:
+    from ..render import limits as render
+    for c in changes:
+        if not c.changes:
+            note(f"{c.key} is {c.value} already")
+        else:
+            note(f"{'would change' if dry_run else 'changed'} {c.key}: {c.old} -> {c.value}")
+    for line in plan.describe(dry_run) if plan else ():
+        note(line)
+    if as_json:
+        click.echo(render.to_json(render.changes_dict(changes, plan.path if plan else None, dry_run)), nl=False)
+    else:
+        click.echo(render.sysctl_lines(changes), nl=False)
+
+
+@limits_command.command("hugepages")
+@click.option("--size", type=SIZE, metavar="SIZE", help="The pool's page size (2M, 1G); default: Hugepagesize.")
+@click.option("--count", type=click.IntRange(min=0), help="Pages the pool should hold (its nr_hugepages).")
+@click.option("--overcommit", type=click.IntRange(min=0),
+              help="Surplus pages the kernel may add on demand (nr_overcommit_hugepages).")
+@click.option("--persist", is_flag=False, flag_value="", default=None, metavar="[FILE]",
+              help="Also write vm.nr_hugepages (default page size) to sysctl.d, as for `limits set`; "
+                   "for other sizes, print the kernel command line to use.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def hugepages_command(size, count, overcommit, persist, as_json):
+    """Show the huge page pools, or size one: --count N sets its nr_hugepages and reports
+    how many pages the kernel really allocated (fewer than asked: exit 6)."""
+    from ..errors import UsageError
+    from ..limits import hugepages as hp
+    from ..limits import persist as persisting
+    from ..render import limits as render
+    limits = _collect()
+    pool = hp.choose_pool(limits, size)
+    if count is None and overcommit is None:
+        if persist is not None:
+            raise UsageError("--persist", "nothing to persist", "give --count or --overcommit")
+        return _show_pools(limits, size, as_json)
+    if count is not None:
+        hp.check_memory(limits, pool, count)
+    hp.require_writable(pool)
+    plan, cannot = hp.persist_plan(pool, count, overcommit, persist)
+    if cannot:
+        note(cannot)
+    if plan is not None:
+        persisting.require_writable(plan.path)
+    result = hp.set_pool(pool, count, overcommit)
+    if plan is not None:
+        persisting.write(plan)
+        for line in plan.describe():
+            note(line)
+    if as_json:
+        click.echo(render.to_json(render.pool_result_dict(result, plan.path if plan else None)), nl=False)
+    else:
+        click.echo(render.pools_text([result.pool], _style(False)), nl=False)
+    if hp.surplus_note(result):
+        note(hp.surplus_note(result))
+    if result.short:
+        raise hp.shortfall_error(result)
+    return 0
+
+
+def _show_pools(limits, size, as_json) -> int:
+    from ..render import limits as render
+    pools = [p for p in limits.pools if size is None or p.size == size]
+    if as_json:
+        click.echo(render.to_json({"pools": [render.pool_dict(p) for p in pools]}), nl=False)
+    else:
+        click.echo(render.pools_text(pools, _style(False)), nl=False)
+    return 0
+
+
+def _resolve_group(text: Optional[str]) -> Optional[int]:
+    if text is None or text.isdigit():
+        return None if text is None else int(text)
+    import grp
+    try:
+        return grp.getgrnam(text).gr_gid
+    except KeyError:
+        from ..errors import UsageError
+        raise UsageError(f"unknown group {text!r}", "no such group name", "give a name or a numeric gid") from None
+
+
+@limits_command.command("recommend")
+@click.option("--for", "size", type=SizeParam(minimum=1), required=True, metavar="SIZE",
+              help="Shared memory the workload needs (PostgreSQL shared_buffers, an Oracle SGA, ...).")
+@click.option("--segments", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many segments the workload makes.")
+@click.option("--hugepages", is_flag=True, help="The workload uses huge pages (SHM_HUGETLB).")
+@click.option("--huge-size", type=SIZE, metavar="SIZE", help="Their page size (implies --hugepages); "
+                                                            "default: Hugepagesize.")
+@click.option("--group", metavar="GROUP", help="The workload's group, for vm.hugetlb_shm_group (with --hugepages).")
+@click.option("--apply", is_flag=True, help="Make the changes (root): limits set, the pool, hugetlb_shm_group.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
+def recommend_command(size, segments, hugepages, huge_size, group, apply, as_json, exact):
+    """What a workload needing SIZE of shared memory needs of shmmax, shmall, shmmni,
+    nr_hugepages, memlock and hugetlb_shm_group, against what is set now, and the
+    commands that get there. Changes nothing unless --apply."""
+    from ..errors import UsageError
+    from ..limits import hugepages as hp
+    from ..limits.recommend import recommend
+    from ..render import limits as render
+    hugepages = hugepages or huge_size is not None
+    gid = _resolve_group(group)
+    if gid is not None and not hugepages:
+        raise UsageError("--group", "only matters with --hugepages", "add --hugepages")
+    limits = _collect()
+    pool = hp.choose_pool(limits, huge_size) if hugepages else None
+    rec = recommend(limits, size, segments, pool, gid)
+    if apply:
+        from ..limits.recommend import require_apply_rights
+        require_apply_rights(rec)
+    style = _style(exact)
+    if as_json:
+        click.echo(render.to_json(render.recommendation_dict(rec, apply)), nl=False)
+    elif is_terminal():
+        print_rich(render.recommendation_rich(rec, style))
+    else:
+        click.echo(render.recommendation_text(rec, style), nl=False)
+    _recommend_notes(rec, apply)
+    if apply:
+        _apply(rec, limits)
+    return 0
+
+
+def _recommend_notes(rec, apply: bool) -> None:
+    from ..limits.recommend import GROUP_ADVICE, MEMLOCK_ADVICE
+    if rec.item("memlock").enough is False:
+        note(f"memlock: {MEMLOCK_ADVICE}")
+    group = rec.item("hugetlb_shm_group")
+    if group is not None and group.enough is None:
+        note(f"hugetlb_shm_group: {GROUP_ADVICE}")
+    if rec.commands and not apply:
+        note("run the commands above (as root), or --apply; add --persist to keep them after a reboot")
+
+
+def _apply(rec, limits) -> None:
+    from ..limits import hugepages as hp
+    from ..limits.recommend import apply
+    notes, result = apply(rec, limits)
+    for text in notes:
+        note(text)
+    if result is not None and result.short:
+        raise hp.shortfall_error(result)

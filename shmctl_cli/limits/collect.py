@@ -1,0 +1,144 @@
+"""Read every limit and what is in use against it: IPC_INFO and SHM_INFO (the caller's IPC
+namespace), /proc/sysvipc/shm, /proc/sys, statvfs of /dev/shm, /proc/meminfo,
+RLIMIT_MEMLOCK and the huge page pools."""
+from __future__ import annotations
+
+import os
+import stat
+from typing import List, Optional
+
+from ..procfs import PROC, SHM_DIR, SYS, read_text
+from ..procfs import hugepages as hugepages_fs
+from ..procfs.sysctl import read_sysctl_int
+from . import IPCMNI, IPCMNI_EXTENDED, DevShm, HugePool, Limits, Resource
+
+SEM_PREFIX = "sem."  # POSIX named semaphores live in /dev/shm too; they are not segments
+
+
+class Sources:
+    """Where to read: the real /proc, /sys and /dev/shm unless a test says otherwise."""
+
+    def __init__(self, proc: str = PROC, sys_root: str = SYS, shm_dir: str = SHM_DIR):
+        self.proc, self.sys_root, self.shm_dir = proc, sys_root, shm_dir
+
+
+def collect(src: Optional[Sources] = None) -> Limits:
+    from ..syscalls import PAGE_SIZE
+    src = src or Sources()
+    limits = Limits(PAGE_SIZE)
+    read_sysv(limits, src)
+    limits.dev_shm = read_dev_shm(src.shm_dir)
+    limits.meminfo = read_meminfo(src.proc)
+    limits.memlock = memlock()
+    limits.hugetlb_shm_group = read_sysctl_int("vm.hugetlb_shm_group", src.proc)
+    limits.hugetlb_shm_group_name = group_name(limits.hugetlb_shm_group)
+    limits.pools = read_pools(src.sys_root, limits.meminfo.get("Hugepagesize"))
+    return limits
+
+
+def read_sysv(limits: Limits, src: Sources) -> None:
+    """IPC_INFO and SHM_INFO answer for the caller's IPC namespace, as shmget(2) sees it."""
+    from .. import syscalls
+    from ..procfs.process import ipc_namespace
+    info = syscalls.ipc_info()
+    usage = syscalls.shm_info()
+    sizes, orphans = sysv_segments(src.proc)
+    page = limits.page_size
+    limits.resources = {
+        "shmmax": Resource("shmmax", info.shmmax, max(sizes, default=0), "bytes", page,
+                           "max segment size; used: the largest"),
+        "shmall": Resource("shmall", info.shmall, usage.shm_tot, "pages", page,
+                           "total SysV memory"),
+        "shmmni": Resource("shmmni", info.shmmni, usage.used_ids, "segments", page, "max SysV segments"),
+        "shmmin": Resource("shmmin", info.shmmin, None, "bytes", page, "min segment size"),
+    }
+    limits.segments, limits.orphans = usage.used_ids, orphans
+    limits.shm_rmid_forced = read_sysctl_int("kernel.shm_rmid_forced", src.proc)
+    limits.ipcmni = ipc_mni(src.proc)
+    limits.ipc_namespace = ipc_namespace("self", src.proc)
+
+
+def sysv_segments(proc: str) -> tuple:
+    """Sizes of the segments, and how many are orphans (nattch 0, creator gone): those that
+    shm_rmid_forced=1 destroys the moment it is set."""
+    from ..kinds import View
+    from ..kinds.sysv import from_columns, mark_orphans
+    from ..procfs.sysvipc import read_sysvipc_shm
+    try:
+        segments = from_columns(read_sysvipc_shm(proc))
+    except OSError:
+        return [], 0
+    mark_orphans(segments, View(proc))
+    return [s.size for s in segments], sum(1 for s in segments if s.orphan)
+
+
+def ipc_mni(proc: str = PROC) -> int:
+    """IPCMNI, or 16M when the kernel was booted with ipcmni_extend."""
+    try:
+        extended = "ipcmni_extend" in read_text(f"{proc}/cmdline").split()
+    except OSError:
+        extended = False
+    return IPCMNI_EXTENDED if extended else IPCMNI
+
+
+def read_dev_shm(path: str) -> DevShm:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return DevShm(path)
+    size = st.f_blocks * st.f_frsize or None  # a tmpfs mounted with size=0 has no limit
+    shm = DevShm(path, size, st.f_bavail * st.f_frsize if size else None,
+                 (st.f_blocks - st.f_bfree) * st.f_frsize if size else None,
+                 st.f_files or None, st.f_ffree if st.f_files else None)
+    add_posix_objects(shm)
+    return shm
+
+
+def add_posix_objects(shm: DevShm) -> None:
+    """st_size is what an object declares, st_blocks what it occupies (never followed)."""
+    try:
+        entries = list(os.scandir(shm.path))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and not entry.name.startswith(SEM_PREFIX):
+            allocated = st.st_blocks * 512
+            shm.objects += 1
+            shm.declared += st.st_size
+            shm.allocated += allocated
+            shm.unbacked += max(0, st.st_size - allocated)
+
+
+def read_meminfo(proc: str) -> dict:
+    from ..procfs.meminfo import read_meminfo as read
+    try:
+        return read(proc)
+    except OSError:
+        return {}
+
+
+def memlock() -> tuple:
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    return tuple(None if v == resource.RLIM_INFINITY else v for v in (soft, hard))
+
+
+def group_name(gid: Optional[int]) -> Optional[str]:
+    if gid is None:
+        return None
+    import grp
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return None
+
+
+def read_pools(sys_root: str, default_size: Optional[int]) -> List[HugePool]:
+    per_node = hugepages_fs.read_node_pools(sys_root)
+    return [HugePool(size, counters, size == default_size,
+                     {node: pools[size] for node, pools in per_node.items() if size in pools})
+            for size, counters in hugepages_fs.read_pools(sys_root).items()]
