@@ -27,7 +27,13 @@ def isolate() -> None:
 
 def shmctl() -> List[str]:
     """The console script of this interpreter's environment: not a pyenv shim, which would
-    add a bash start-up to every run."""
+    add a bash start-up to every run. Bytecode is compiled first, as pip does on install
+    (a shell with PYTHONDONTWRITEBYTECODE=1 would otherwise recompile shmctl on every run)."""
+    import compileall
+
+    import shmctl_cli
+    compileall.compile_dir(os.path.dirname(shmctl_cli.__file__), quiet=1)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     script = os.path.join(sysconfig.get_path("scripts"), "shmctl")
     return [script] if os.path.exists(script) else [sys.executable, "-m", "shmctl_cli"]
 

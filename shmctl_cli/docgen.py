@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 import click
 
 from . import KINDS, __version__
-from .cli import cli
+from .cli import all_commands, cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +40,7 @@ def _paragraphs(text: str) -> str:
 
 
 def commands() -> List[Tuple[str, click.Command]]:
-    return sorted(cli.commands.items())
+    return sorted(all_commands().items())
 
 
 def _option_names(param: click.Parameter) -> List[str]:

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run
 from shmctl_cli import __version__
-from shmctl_cli.cli import cli, main
+from shmctl_cli.cli import all_commands, cli, main
 
 
 def test_version_and_module_entry():
@@ -19,8 +19,8 @@ def test_version_and_module_entry():
 def test_help_lists_exactly_the_commands_that_work():
     r = run("--help")
     assert r.code == 0 and "Exit codes" in r.out
-    assert set(cli.commands) == {"list", "stat", "create", "attach", "read", "write", "rm", "limits"}
-    for name in cli.commands:
+    assert set(all_commands()) == {"list", "stat", "create", "attach", "read", "write", "rm", "limits"}
+    for name in all_commands():
         assert run(name, "--help").code == 0
 
 
@@ -64,14 +64,30 @@ def test_no_traceback_on_interrupt(monkeypatch, capsys):
     def boom():
         raise KeyboardInterrupt
     monkeypatch.setitem(cli.commands, "boom", boom)
+    monkeypatch.setitem(cli.lazy, "boom", "-")
     assert main(["boom"]) == 130
     assert capsys.readouterr().err.lstrip("\n") == "shmctl: interrupted\n"  # after click's newline
 
 
 def test_startup_imports_stay_light():
-    """--version must not import rich, psutil or the kernel layer."""
+    """--version must not import any command, rich, psutil or the kernel layer."""
     code = ("import sys; from shmctl_cli.cli import main; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'psutil', 'ctypes', 'json') "
-            "or m.startswith('shmctl_cli.kinds') or m == 'shmctl_cli.render'))")
+            "or m.startswith(('shmctl_cli.kinds', 'shmctl_cli.render', 'shmctl_cli.cli.'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_bug_is_one_line_not_a_traceback(monkeypatch, capsys):
+    @click.command()
+    def crash():
+        raise ValueError("boom")
+    monkeypatch.setitem(cli.commands, "crash", crash)
+    monkeypatch.setitem(cli.lazy, "crash", "-")
+    monkeypatch.delenv("SHMCTL_DEBUG", raising=False)
+    assert main(["crash"]) == 1
+    assert capsys.readouterr().err == ("shmctl: internal error: ValueError: boom (a bug: please report it; "
+                                       "SHMCTL_DEBUG=1 shows the traceback)\n")
+    monkeypatch.setenv("SHMCTL_DEBUG", "1")
+    with pytest.raises(ValueError):
+        main(["crash"])

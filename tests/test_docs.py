@@ -18,9 +18,9 @@ def test_generated_files_are_in_sync():
 
 
 def test_man_page_documents_every_command_and_option():
-    from shmctl_cli.cli import cli
+    from shmctl_cli.cli import all_commands
     page = open(os.path.join(ROOT, "man", "shmctl.1")).read()
-    for name, command in cli.commands.items():
+    for name, command in all_commands().items():
         assert f".SS shmctl {name} " in page
         for param in command.params:
             for opt in getattr(param, "opts", []):

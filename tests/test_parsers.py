@@ -47,7 +47,7 @@ def test_sysvipc_empty_and_torn():
 
 def test_sysv_segments_carry_status_bits_not_in_mode():
     from shmctl_cli.kinds.sysv import from_columns
-    dest, plain, locked = from_columns(sysvipc.parse_sysvipc_shm_columns(SYSVIPC))
+    dest, plain, locked = from_columns(sysvipc.parse_sysvipc_shm_columns(SYSVIPC), live={100, 7624})
     assert (dest.mode, dest.dest, dest.locked) == (0o600, True, False)
     assert (plain.mode, plain.dest, plain.locked) == (0o600, False, False)
     assert (locked.mode, locked.dest, locked.locked) == (0o640, False, True)

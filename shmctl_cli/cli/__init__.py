@@ -2,27 +2,52 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import click
 
 from .. import __version__
 from ..errors import Exit, ShmctlError
-from .attach import attach_command
-from .create import create_command
-from .limits import limits_command
-from .list import list_command
-from .read import read_command
-from .rm import rm_command
-from .stat import stat_command
-from .write import write_command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+# Every command, registered here and nowhere else: name -> "module:attribute" in this package.
+COMMANDS = {
+    "list": "list:list_command",
+    "stat": "stat:stat_command",
+    "create": "create:create_command",
+    "attach": "attach:attach_command",
+    "read": "read:read_command",
+    "write": "write:write_command",
+    "rm": "rm:rm_command",
+    "limits": "limits:limits_command",
+}
 
-@click.group(context_settings=CONTEXT)
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs (or --help lists
+    it), as click's documentation describes: start-up pays for click, not for the options
+    and imports of eight commands."""
+
+    def __init__(self, *args, lazy: Dict[str, str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> List[str]:
+        # not list(): importing the submodule `list` binds that name in this package
+        return [*self.lazy]
+
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
+        if name in self.lazy and name not in self.commands:
+            module, attribute = self.lazy[name].split(":")
+            self.add_command(getattr(importlib.import_module(f"{__name__}.{module}"), attribute), name)
+        return self.commands.get(name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="shmctl", message="%(prog)s %(version)s")
 def cli() -> None:
     """See, create, fill, hold and remove Linux shared memory: SysV (shmget), POSIX
@@ -36,14 +61,10 @@ def cli() -> None:
     """
 
 
-cli.add_command(list_command)
-cli.add_command(stat_command)
-cli.add_command(create_command)
-cli.add_command(attach_command)
-cli.add_command(read_command)
-cli.add_command(write_command)
-cli.add_command(rm_command)
-cli.add_command(limits_command)
+def all_commands() -> Dict[str, click.Command]:
+    """Every command, imported (for --help, man pages and completions)."""
+    ctx = click.Context(cli)
+    return {name: cli.get_command(ctx, name) for name in cli.list_commands(ctx)}
 
 
 def _fail(message: str, code: int) -> int:
@@ -76,3 +97,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         # the reader went away (`shmctl list | head`): no traceback, the shell's SIGPIPE status
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:  # a bug: one line, and the traceback on request
+        if os.environ.get("SHMCTL_DEBUG"):
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (a bug: please report it; "
+                     "SHMCTL_DEBUG=1 shows the traceback)", Exit.FAILED)

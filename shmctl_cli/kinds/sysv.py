@@ -19,15 +19,33 @@ if TYPE_CHECKING:
 SYSV_PREFIX = "/SYSV"
 
 
-def from_columns(c: Dict[str, list]) -> List[Segment]:
-    """Segments from /proc/sysvipc/shm's columns; map() over columns keeps 32000 rows cheap."""
+def _lookup(table: dict, column: list) -> list:
+    return list(map(table.__getitem__, column))
+
+
+def orphan_reasons(cpids: list, nattch: list, live: set) -> list:
+    """Why each segment is an orphan (no process attached, creator gone), or None."""
+    reason = {cpid: None if cpid in live else f"no process attached and creator pid {cpid} is gone"
+              for cpid in set(cpids)}
+    orphans = _lookup(reason, cpids)
+    if any(nattch):
+        orphans = [None if attached else why for why, attached in zip(orphans, nattch)]
+    return orphans
+
+
+def from_columns(c: Dict[str, list], live: set) -> List[Segment]:
+    """Segments from /proc/sysvipc/shm's columns; map() over columns keeps 32000 rows cheap.
+    `live` is the set of pids, which tells whose creator is gone."""
     n = len(c["shmid"])
-    perms = c["perms"]
+    perms, distinct = c["perms"], set(c["perms"])
+    mode = _lookup({p: p & 0o777 for p in distinct}, perms)
+    dest = _lookup({p: bool(p & SHM_DEST) for p in distinct}, perms)
+    locked = _lookup({p: bool(p & SHM_LOCKED) for p in distinct}, perms)
     return list(map(Segment, repeat("sysv", n), [f"sysv:{i}" for i in c["shmid"]], c["shmid"], c["key"],
-                    repeat(None, n), [p & 0o777 for p in perms], c["uid"], c["gid"], c["cuid"], c["cgid"],
-                    c["size"], c["rss"], c["swap"], c["nattch"], c["cpid"], c["lpid"], c["atime"], c["dtime"],
-                    c["ctime"], repeat(0, n), [bool(p & SHM_DEST) for p in perms],
-                    [bool(p & SHM_LOCKED) for p in perms]))
+                    repeat(None, n), mode, c["uid"], c["gid"], c["cuid"], c["cgid"], c["size"], c["rss"],
+                    c["swap"], c["nattch"], c["cpid"], c["lpid"], c["atime"], c["dtime"], c["ctime"],
+                    repeat(0, n), dest, locked, repeat(False, n), repeat(False, n),
+                    orphan_reasons(c["cpid"], c["nattch"], live)))
 
 
 def attach_processes(segments: List[Segment], view: View) -> None:
@@ -46,18 +64,12 @@ def attach_processes(segments: List[Segment], view: View) -> None:
             seg.hugetlb = True
 
 
-def mark_orphans(segments: List[Segment], view: View) -> None:
-    for s in segments:
-        if s.nattch == 0 and s.cpid not in view.pids:
-            s.orphan = f"no process attached and creator pid {s.cpid} is gone"
-
-
 def collect(view: View, processes: bool = False) -> List[Segment]:
-    segments = from_columns(read_sysvipc_shm(view.proc))
+    columns = read_sysvipc_shm(view.proc)
+    segments = from_columns(columns, view.pids)
     # the maps scan is the costly part: only when someone is attached or asked for
-    if processes or any(s.nattch for s in segments):
+    if processes or any(columns["nattch"]):
         attach_processes(segments, view)
-    mark_orphans(segments, view)
     return segments
 
 
@@ -69,7 +81,7 @@ def resolve_key(address: "Address") -> int:
 
 
 def find(address: "Address", view: View) -> Segment:
-    segments = from_columns(read_sysvipc_shm(view.proc))
+    segments = from_columns(read_sysvipc_shm(view.proc), view.pids)
     if address.shmid is not None:
         matches = [s for s in segments if s.id == address.shmid]
         wanted = f"shmid {address.shmid}"
@@ -84,7 +96,6 @@ def find(address: "Address", view: View) -> Segment:
                        "a segment marked for removal loses its key; see shmctl list -m")
     segment = matches[0]
     attach_processes([segment], view)
-    mark_orphans([segment], view)
     return segment
 
 

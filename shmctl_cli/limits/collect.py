@@ -62,13 +62,12 @@ def sysv_segments(proc: str) -> tuple:
     """Sizes of the segments, and how many are orphans (nattch 0, creator gone): those that
     shm_rmid_forced=1 destroys the moment it is set."""
     from ..kinds import View
-    from ..kinds.sysv import from_columns, mark_orphans
+    from ..kinds.sysv import from_columns
     from ..procfs.sysvipc import read_sysvipc_shm
     try:
-        segments = from_columns(read_sysvipc_shm(proc))
+        segments = from_columns(read_sysvipc_shm(proc), View(proc).pids)
     except OSError:
         return [], 0
-    mark_orphans(segments, View(proc))
     return [s.size for s in segments], sum(1 for s in segments if s.orphan)
 
 

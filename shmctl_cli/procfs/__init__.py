@@ -10,12 +10,14 @@ SYS = "/sys"
 
 
 def read_bytes(path: str) -> bytes:
-    """One file, read whole with few syscalls (seq_files restart on small reads)."""
+    """One file, read whole. 64 KiB reads: larger ones cross malloc's mmap threshold and pay
+    fresh page faults on every call (a 32000-row /proc/sysvipc/shm reads 1.5x slower in 1 MiB
+    reads than in 64 KiB ones)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = []
         while True:
-            chunk = os.read(fd, 1 << 20)
+            chunk = os.read(fd, 1 << 16)
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)

@@ -28,13 +28,26 @@ def parse_sysvipc_shm_columns(text: bytes) -> Dict[str, list]:
             columns[name] = [None] * count
             continue
         raw = tokens[names.index(name)::width]
-        if name == "perms":
-            columns[name] = [int(t, 8) for t in raw]
-        elif name == "key":
-            columns[name] = [k & 0xFFFFFFFF for k in map(int, raw)]
-        else:
-            columns[name] = list(map(int, raw))
+        columns[name] = _integers(raw, 8 if name == "perms" else 10, name == "key")
     return columns
+
+
+def _integers(raw: list, base: int, unsigned32: bool) -> list:
+    """A column of tokens as ints. Most columns repeat a few values (owners, modes, sizes,
+    times of a bulk creation): each distinct token is converted once and looked up."""
+    if len(raw) > 64:
+        distinct = set(raw)
+        if len(distinct) * 4 <= len(raw):
+            ints = {t: _int(t, base, unsigned32) for t in distinct}
+            return list(map(ints.__getitem__, raw))
+    if base == 10 and not unsigned32:
+        return list(map(int, raw))
+    return [_int(t, base, unsigned32) for t in raw]
+
+
+def _int(token: bytes, base: int, unsigned32: bool) -> int:
+    value = int(token, base)
+    return value & 0xFFFFFFFF if unsigned32 else value  # the kernel prints key_t with %d
 
 
 def parse_sysvipc_shm(text: bytes) -> List[Tuple[int, ...]]:

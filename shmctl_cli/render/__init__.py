@@ -58,12 +58,16 @@ def _status(flags) -> str:
 
 
 def _status_cells(segments, style) -> List[str]:
-    """Most segments share a status: gather the flags column by column (C-level passes) and
-    spell each distinct combination once."""
+    """Most segments share a status: look at each flag column once (C-level passes), and
+    combine only the flags that some segment has."""
     flags = [list(map(attrgetter(word), segments)) for word in STATUS_WORDS]
     flags[-1] = list(map(bool, flags[-1]))  # orphan holds its reason
-    if not any(map(any, flags)):
+    active = [i for i, column in enumerate(flags) if any(column)]
+    if not active:
         return ["-"] * len(segments)
+    if len(active) == 1:
+        word = STATUS_WORDS[active[0]]
+        return [word if on else "-" for on in flags[active[0]]]
     rows = list(zip(*flags))
     text = {row: _status(row) for row in set(rows)}
     return list(map(text.__getitem__, rows))
@@ -148,50 +152,60 @@ def cell_text(column: str, segment: Segment, style: Style) -> str:
     return value if col.fmt is None else col.fmt(value, style)
 
 
-def column_cells(column: str, segments: Sequence[Segment], style: Style) -> List[str]:
-    """One column's text. Values come by attrgetter and each distinct value is formatted
-    once, so 32000 rows cost a few C-level passes, not 32000 Python calls."""
+def _escaped(texts: List[str]) -> List[str]:
+    joined = "".join(texts)  # one C-level scan of the whole column
+    if " " in joined or "\t" in joined or "\n" in joined:
+        return [_escape(t) for t in texts]
+    return texts
+
+
+def _pad(texts: List[str], align: Optional[str]) -> List[str]:
+    if not align:
+        return texts
+    width = max(map(len, texts), default=0)
+    return list(map(str.rjust if align == ">" else str.ljust, texts, repeat(width, len(texts))))
+
+
+def column_cells(column: str, segments: Sequence[Segment], style: Style, heading: bool = False,
+                 align: Optional[str] = None) -> List[str]:
+    """One column's cells, escaped, the heading first if asked, padded to one width when
+    `align` is '<' or '>'. The work stays in C-level passes: values come by attrgetter,
+    and a column of few distinct values formats (and pads) each of them once."""
     col = COLUMNS[column]
+    head = [column] if heading else []
     if col.cells is not None:
-        return col.cells(segments, style)
+        return _pad(head + _escaped(col.cells(segments, style)), align)
     values = list(map(col.get, segments))
+    distinct = set(values) if col.distinct else None
+    if col.fmt is not None and distinct is not None and len(distinct) * 4 <= len(values):
+        text = {v: _escape(col.fmt(v, style)) for v in distinct}
+        if align:
+            padded = _pad([*head, *text.values()], align)
+            head, text = padded[:len(head)], dict(zip(text, padded[len(head):]))
+        return head + list(map(text.__getitem__, values))
     if col.fmt is None:
-        return values
-    if col.fmt is _plain and None not in values:
-        return list(map(str, values))
-    if col.distinct:
-        text = {v: col.fmt(v, style) for v in set(values)}
-        return list(map(text.__getitem__, values))
-    return [col.fmt(v, style) for v in values]
+        texts = values
+    elif col.fmt is _plain and None not in (values if distinct is None else distinct):
+        texts = list(map(str, values))
+    else:
+        texts = [col.fmt(v, style) for v in values]
+    return _pad(head + _escaped(texts), align)
 
 
 def cells(segments: Sequence[Segment], columns: Sequence[str], style: Style) -> List[List[str]]:
-    table = []
-    for name in columns:
-        col = column_cells(name, segments, style)
-        joined = "".join(col)
-        if " " in joined or "\t" in joined or "\n" in joined:
-            col = [_escape(c) for c in col]
-        table.append(col)
-    return table
+    return [column_cells(name, segments, style) for name in columns]
 
 
 def plain_table(segments: Sequence[Segment], columns: Sequence[str], style: Style,
                 headings: bool = True, raw: bool = False) -> str:
-    table = cells(segments, columns, style)
-    if headings:
-        for name, col in zip(columns, table):
-            col.insert(0, name)
-    if not table or not table[0]:
+    if not columns or not (segments or headings):
         return ""
-    if not raw:  # pad column by column; str.ljust/rjust through map stay in C
-        last = len(table) - 1
-        for i, (name, col) in enumerate(zip(columns, table)):
-            width = max(map(len, col))
-            if COLUMNS[name].right:
-                table[i] = list(map(str.rjust, col, repeat(width, len(col))))
-            elif i != last:
-                table[i] = list(map(str.ljust, col, repeat(width, len(col))))
+    last = len(columns) - 1
+    table = []
+    for i, name in enumerate(columns):
+        right = COLUMNS[name].right
+        align = None if raw or (i == last and not right) else (">" if right else "<")
+        table.append(column_cells(name, segments, style, headings, align))
     return "\n".join(map(" ".join, zip(*table))) + "\n"
 
 
