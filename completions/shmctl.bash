@@ -8,44 +8,74 @@ _shmctl() {
     fi
     case "${words[1]}" in
         attach)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --readonly --lock --for" -- "$cur"));
-            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --readonly --lock --for" -- "$cur"))
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
+            fi
             ;;
         create)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -s --size --key --ftok --mode --hugetlb --huge-size --lock --from --exist-ok --resize --force --dry-run" -- "$cur"));
-            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -s --size --key --ftok --mode --hugetlb --huge-size --lock --from --exist-ok --resize --force --dry-run" -- "$cur"))
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
+            fi
             ;;
         limits)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --json -b --bytes" -- "$cur"));
-            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            if [[ $cword -eq 2 ]]; then
+                COMPREPLY=($(compgen -W "hugepages recommend set --help --json -b --bytes" -- "$cur")); return
+            fi
+            case "${words[2]}" in
+                hugepages)
+                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --size --count --overcommit --persist --json" -- "$cur"))
+                    else COMPREPLY=($(compgen -f -- "$cur"))
+                    fi
+                    ;;
+                recommend)
+                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --for --segments --hugepages --huge-size --group --apply --json -b --bytes" -- "$cur"))
+                    else COMPREPLY=($(compgen -f -- "$cur"))
+                    fi
+                    ;;
+                set)
+                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --persist --dry-run --force --json" -- "$cur"))
+                    else COMPREPLY=($(compgen -W "shmmax= shmall= shmmni= shm_rmid_forced=" -- "$cur")); compopt -o nospace
+                    fi
+                    ;;
+                *)
+                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --json -b --bytes" -- "$cur"))
+                    else COMPREPLY=($(compgen -f -- "$cur"))
+                    fi
+                    ;;
+            esac
             ;;
         list)
             case "$prev" in
                 -k) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
                 --kind) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
             esac
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -k --kind -m --shmems -p --processes -a --all --user --orphans --min-size -u --summary --sort --list-columns --json --raw -n --noheadings -o --output --output-all -b --bytes --numeric-ids" -- "$cur"));
-            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -k --kind -m --shmems -p --processes -a --all --user --orphans --min-size -u --summary --sort --list-columns --json --raw -n --noheadings -o --output --output-all -b --bytes --numeric-ids" -- "$cur"))
+            else COMPREPLY=($(compgen -f -- "$cur"))
+            fi
             ;;
         read)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -o --output --offset --length -x --hexdump -B --binary --string" -- "$cur"));
-            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -o --output --offset --length -x --hexdump -B --binary --string" -- "$cur"))
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
+            fi
             ;;
         rm)
             case "$prev" in
                 -k) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
                 --kind) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
             esac
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -m --shmid -M --shmkey --posix --orphans --all -k --kind --user -f --force -y --yes --dry-run -q --quiet" -- "$cur"));
-            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -m --shmid -M --shmkey --posix --orphans --all -k --kind --user -f --force -y --yes --dry-run -q --quiet" -- "$cur"))
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
+            fi
             ;;
         stat)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --json -b --bytes --numeric-ids" -- "$cur"));
-            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --json -b --bytes --numeric-ids" -- "$cur"))
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
+            fi
             ;;
         write)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --data --hex --fill --length --offset --grow --dry-run" -- "$cur"));
-            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace; fi
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --data --hex --fill --length --offset --grow --dry-run" -- "$cur"))
+            else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
+            fi
             ;;
     esac
 }

@@ -18,9 +18,11 @@ def test_generated_files_are_in_sync():
 
 
 def test_man_page_documents_every_command_and_option():
-    from shmctl_cli.cli import all_commands
+    from shmctl_cli.docgen import every_command
     page = open(os.path.join(ROOT, "man", "shmctl.1")).read()
-    for name, command in all_commands().items():
+    paths = [path for path, _ in every_command()]
+    assert {"limits set", "limits hugepages", "limits recommend"} <= set(paths)
+    for name, command in every_command():
         assert f".SS shmctl {name} " in page
         for param in command.params:
             for opt in getattr(param, "opts", []):
@@ -51,3 +53,6 @@ def test_bash_completion_works():
     assert "--kind" in complete("list", "--k")
     assert complete("list", "--kind", "") == ["sysv", "posix", "mmap"]
     assert "posix:" in complete("stat", "")
+    assert complete("limits", "") == ["hugepages", "recommend", "set"] + complete("limits", "-")
+    assert "shmmax=" in complete("limits", "set", "")
+    assert "--count" in complete("limits", "hugepages", "--")

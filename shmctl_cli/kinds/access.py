@@ -17,6 +17,7 @@ import errno
 import fcntl
 import mmap
 import os
+import stat
 import time
 from typing import BinaryIO, Callable, Iterator, Optional
 
@@ -79,12 +80,16 @@ class Handle:
         return _pread_all(self.fd, offset, length)
 
     def send(self, out_fd: int, offset: int, length: int, progress: Progress = None) -> None:
-        """Copy a range to out_fd with no user-space copy where the kernel can (sendfile);
-        from a mapping, os.write takes the bytes straight out of it."""
+        """Copy a range to out_fd without a copy in user space. Pipes, sockets and files take
+        sendfile (the kernel splices the pages); a character device (a terminal, /dev/null)
+        takes write() straight from a read-only mapping, which sendfile would feed through
+        a pipe page by page. A page that vanishes under write() is EFAULT, never SIGBUS."""
         end = offset + length
         if self.fd is not None and self.view is None:
-            _sendfile(out_fd, self.fd, offset, end, progress)
-            return
+            if not stat.S_ISCHR(os.fstat(out_fd).st_mode) or not length:
+                _sendfile(out_fd, self.fd, offset, end, progress)
+                return
+            self.mapping(writable=False)
         while offset < end:
             offset += _write_some(out_fd, self.view[offset:min(end, offset + CHUNK)])
             if progress:
@@ -107,6 +112,8 @@ class Handle:
         returns how many arrived (fewer at the source's end of file)."""
         end, start = offset + length, offset
         src = source.fileno()
+        if self.fd is not None and self.view is None and _is_regular(src) and length >= PARALLEL_FROM:
+            return _parallel_copy(src, os.lseek(src, 0, os.SEEK_CUR), self.fd, offset, length, progress)
         if self.fd is not None and self.view is None and _is_regular(src):
             try:
                 os.lseek(self.fd, offset, os.SEEK_SET)
@@ -187,8 +194,48 @@ def sysv_lock(shmid: int, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
 
 
 def _is_regular(fd: int) -> bool:
-    import stat
     return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+PARALLEL_FROM = 64 << 20
+
+
+def _parallel_copy(src: int, src_offset: int, dst: int, offset: int, length: int, progress: Progress) -> int:
+    """A large file-to-file copy in one thread per core, each with pread/pwrite over its own
+    half: the syscalls drop the GIL, and one core alone does not reach memory bandwidth."""
+    import threading
+    parts = min(os.cpu_count() or 1, 4)
+    step = -(-length // parts) // CHUNK * CHUNK or CHUNK
+    done = [0] * parts
+    errors: list = []
+
+    def copy(i: int) -> None:
+        buf = memoryview(bytearray(CHUNK))
+        at, stop = i * step, min(length, (i + 1) * step)
+        try:
+            while at < stop:
+                got = os.preadv(src, [buf[:min(CHUNK, stop - at)]], src_offset + at)
+                if not got:
+                    break
+                _pwrite_all(dst, buf[:got], offset + at)
+                at += got
+                done[i] += got
+                if progress and i == 0:
+                    progress(sum(done))
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=copy, args=(i,)) for i in range(1, parts)]
+    for thread in threads:
+        thread.start()
+    copy(0)
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    copied = sum(done)
+    os.lseek(src, src_offset + copied, os.SEEK_SET)
+    return copied
 
 
 def _pread_all(fd: int, offset: int, length: int) -> bytes:
