@@ -57,7 +57,7 @@ def mark_orphans(segments: List[Segment], view: View) -> None:
         if key not in held:
             seg.orphan = "no process maps it or holds it open"
             if hidden:
-                seg.orphan += f" (as far as visible: {hidden} processes hidden)"
+                seg.orphan += f" (as far as visible: {hidden} process{'es' if hidden != 1 else ''} hidden)"
 
 
 def collect(view: View, include_semaphores: bool = False) -> Tuple[List[Segment], List[str]]:
