@@ -271,3 +271,24 @@ def test_broken_pipe_is_quiet(hold, unique):
                           text=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(__file__))))
     assert proc.stdout.startswith("ADDRESS") and "Traceback" not in proc.stderr
 
+
+
+def test_every_column_of_every_kind_renders(hold, unique, tmp_path):
+    """--output-all over segments of all kinds, attached and not, in every output form."""
+    from shmctl_cli.render import COLUMNS
+    hold({"kind": "sysv", "key": unique.key, "size": 4096, "rmid": True},
+         {"kind": "sysv", "key": unique.key + 1, "size": 4096, "attach": False},
+         {"kind": "posix", "name": unique.name + " spaced", "size": 4096},
+         {"kind": "anon", "size": 4096}, {"kind": "memfd", "name": unique.name, "size": 4096},
+         {"kind": "file", "path": str(tmp_path / "f"), "size": 4096})
+    for args in ((), ("--raw",), ("--noheadings",), ("-p",), ("--numeric-ids",), ("--sort", "NAME")):
+        r = run("list", "--output-all", *args)
+        assert r.code == 0 and "internal error" not in r.err, (args, r)
+        rows = [line.split() for line in r.out.splitlines()]
+        assert len({len(row) for row in rows}) == 1, args  # every row has every column, no empty cell
+    for name in COLUMNS:
+        assert run("list", "-o", name, "--sort", name).code == 0, name
+    data = run("list", "--json", "-p", "--all").json()
+    assert {s["kind"] for s in data["segments"]} == {"sysv", "posix", "mmap"}
+    screen = ANSI.sub("", on_terminal("list", "--output-all", columns=400))
+    assert "PROCESSES" in screen and "internal error" not in screen

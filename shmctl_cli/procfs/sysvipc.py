@@ -28,14 +28,14 @@ def parse_sysvipc_shm_columns(text: bytes) -> Dict[str, list]:
             columns[name] = [None] * count
             continue
         raw = tokens[names.index(name)::width]
-        columns[name] = _integers(raw, 8 if name == "perms" else 10, name == "key")
+        columns[name] = _integers(raw, 8 if name == "perms" else 10, name == "key", unique=name == "shmid")
     return columns
 
 
-def _integers(raw: list, base: int, unsigned32: bool) -> list:
+def _integers(raw: list, base: int, unsigned32: bool, unique: bool = False) -> list:
     """A column of tokens as ints. Most columns repeat a few values (owners, modes, sizes,
     times of a bulk creation): each distinct token is converted once and looked up."""
-    if len(raw) > 64:
+    if len(raw) > 64 and not unique:
         distinct = set(raw)
         if len(distinct) * 4 <= len(raw):
             ints = {t: _int(t, base, unsigned32) for t in distinct}
