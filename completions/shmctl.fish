@@ -77,7 +77,7 @@ complete -c shmctl -n '__fish_seen_subcommand_from rm' -l orphans -d 'Every orph
 complete -c shmctl -n '__fish_seen_subcommand_from rm' -l all -d 'Every segment (of --kind, of --user).'
 complete -c shmctl -n '__fish_seen_subcommand_from rm' -s k -l kind -x -a 'sysv posix mmap' -d 'With --orphans/--all: only this kind. Default: sysv and posix.'
 complete -c shmctl -n '__fish_seen_subcommand_from rm' -l user -r -d 'With --orphans/--all: only this user\'s segments.'
-complete -c shmctl -n '__fish_seen_subcommand_from rm' -s f -l force -d 'Remove even what processes still use.'
+complete -c shmctl -n '__fish_seen_subcommand_from rm' -s f -l force -d 'Remove even what processes still use, or (--orphans/--all) may use unseen.'
 complete -c shmctl -n '__fish_seen_subcommand_from rm' -s y -l yes -d 'Do not ask before removing several.'
 complete -c shmctl -n '__fish_seen_subcommand_from rm' -l dry-run -d 'Say what would be removed, remove nothing.'
 complete -c shmctl -n '__fish_seen_subcommand_from rm' -s q -l quiet -d 'Do not print the removed addresses.'

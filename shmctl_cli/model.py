@@ -43,7 +43,7 @@ class Segment(_Record):
     processes were not scanned."""
     __slots__ = ("kind", "address", "id", "key", "name", "mode", "uid", "gid", "cuid", "cgid", "size", "rss",
                  "swap", "nattch", "cpid", "lpid", "atime", "dtime", "ctime", "mtime", "dest", "locked",
-                 "hugetlb", "semaphore", "orphan", "device", "backing", "page_size", "attachments")
+                 "hugetlb", "semaphore", "orphan", "device", "backing", "page_size", "attachments", "orphan_unsure")
 
     def __init__(self, kind: str, address: str, id: Optional[int] = None, key: Optional[int] = None,
                  name: Optional[str] = None, mode: int = 0, uid: Optional[int] = None,
@@ -63,11 +63,13 @@ class Segment(_Record):
         self.orphan = orphan  # why it is an orphan, or None
         self.device, self.backing, self.page_size = device, backing, page_size
         self.attachments = attachments
+        self.orphan_unsure = False  # an orphan as far as visible: some processes were hidden
 
     @property
     def status(self) -> List[str]:
         flags = (self.semaphore, self.dest, self.locked, self.hugetlb, self.orphan)
-        return [word for word, on in zip(STATUS_WORDS, flags) if on]
+        words = [word for word, on in zip(STATUS_WORDS, flags) if on]
+        return [w + "?" if w == "orphan" and self.orphan_unsure else w for w in words]
 
     @property
     def pids(self) -> List[int]:

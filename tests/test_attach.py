@@ -80,7 +80,7 @@ def test_command_status_and_environment(segment, tmp_path):
     r = run("attach", address, "--", "sh", "-c", f'echo "$SHMCTL_ADDRESS" > {out}; exit 7')
     assert r.code == 7 and out.read_text() == f"{address}\n"
     r = run("attach", address, "--", "no-such-command-xyz")
-    assert r.code == 3 and "run no-such-command-xyz" in r.err
+    assert r.code == 127 and "run no-such-command-xyz: No such file or directory" in r.err
     # while the command runs, the segment is attached by shmctl
     r = run("attach", address, "--", sys.executable, "-c",
             "import os, sys; maps = open(f'/proc/{os.getppid()}/maps').read(); "

@@ -159,8 +159,9 @@ def test_fifty_racing_creators_one_wins():
     (("sysv:5", "--size", "1"), "the kernel picks the shmid"), (("/x", "--size", "1", "--key", "1"), "SysV"),
     (("/x", "--size", "1", "--hugetlb"), "SysV"), (("sysv", "--size", "1", "--huge-size", "2M"), "--hugetlb"),
     (("sysv", "--size", "1", "--hugetlb", "--huge-size", "3M"), "power of two"),
-    (("sysv:key=1", "--key", "2", "--size", "1"), "give the key once"), (("sysv", "--size", "1", "--mode", "999"), "mode"),
-    (("sysv", "--key", str(1 << 40), "--size", "1"), "32 bits"), (("sysv", "--ftok", "/tmp", "--size", "1"), "PATH,PROJ"),
+    (("sysv:key=1", "--key", "2", "--size", "1"), "give the key once"),
+    (("sysv", "--size", "1", "--mode", "999"), "mode"), (("sysv", "--key", str(1 << 40), "--size", "1"), "32 bits"),
+    (("sysv", "--ftok", "/tmp", "--size", "1"), "PATH,PROJ"),
 ])
 def test_usage_errors(args, why):
     r = run("create", *args)

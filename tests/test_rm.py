@@ -16,6 +16,10 @@ def created(*args):
     return r.out.strip()
 
 
+def hidden_processes() -> int:
+    return run("list", "--json", "-p").json()["hidden_processes"]
+
+
 @pytest.fixture(autouse=True)
 def no_strays():
     yield
@@ -59,7 +63,7 @@ def test_in_use_is_refused_naming_the_pids(hold, unique):
     assert f"shmctl: sysv:{shmid}: still in use by 2 processes: pids " in r.err
     assert str(h.pid) in r.err and str(child) in r.err and "--force marks it for removal" in r.err
     r = run("rm", f"/{unique.name}")
-    assert r.code == 5 and f"still in use by 2 processes" in r.err
+    assert r.code == 5 and "still in use by 2 processes" in r.err
     r = run("rm", f"/{unique.name}-fd")  # held open, not mapped: still in use
     assert r.code == 5 and "still in use by 2 processes" in r.err
     assert ipcs_m()[shmid]["status"] == [] and os.path.exists(f"/dev/shm/{unique.name}")
@@ -91,7 +95,32 @@ def test_mmap_segments(hold, tmp_path):
     assert r.code == 0 and not path.exists()
     lone = tmp_path / "lone.bin"
     lone.write_bytes(b"x")
-    assert run("rm", f"mmap:{lone}").code == 0 and not lone.exists()
+    assert run("rm", f"mmap:{lone}").code == 0 and not lone.exists()  # unmapped: the rule
+
+
+def test_mmap_spelling_of_a_posix_object_keeps_every_safeguard(hold, unique, cleanup_shm):
+    names, _ = cleanup_shm
+    h = hold({"kind": "posix", "name": unique.name, "size": 4096, "keep": True})
+    names += [unique.name, f"sem.{unique.name}", f"{unique.name}-link"]
+    r = run("rm", f"mmap:/dev/shm/{unique.name}")
+    assert r.code == 5 and str(h.pid) in r.err and os.path.exists(f"/dev/shm/{unique.name}")
+    open(f"/dev/shm/sem.{unique.name}", "wb").close()
+    r = run("rm", f"mmap:/dev/shm/sem.{unique.name}")
+    assert r.code == 3 and "POSIX semaphore" in r.err and os.path.exists(f"/dev/shm/sem.{unique.name}")
+    os.symlink(f"/dev/shm/{unique.name}", f"/dev/shm/{unique.name}-link")
+    r = run("write", f"mmap:/dev/shm/{unique.name}-link", "--data", "x")
+    assert r.code == 3 and "symlink" in r.err
+
+
+def test_symlinks_are_never_followed(tmp_path):
+    target = tmp_path / "target"
+    target.write_bytes(b"precious")
+    (tmp_path / "link").symlink_to(target)
+    for args in (("write", f"mmap:{tmp_path}/link", "--data", "PWNED"), ("read", f"mmap:{tmp_path}/link"),
+                 ("rm", f"mmap:{tmp_path}/link", "--force"), ("stat", f"mmap:{tmp_path}/link")):
+        r = run(*args)
+        assert r.code == 3 and "symlink" in r.err, args
+    assert target.read_bytes() == b"precious" and (tmp_path / "link").is_symlink()
 
 
 def test_orphans_in_bulk():
@@ -99,12 +128,15 @@ def test_orphans_in_bulk():
     with open("/dev/shm/shmctl-orphan", "wb") as f:
         f.write(b"x")
     keep = created("sysv", "--size", "4K")  # its creator (shmctl) is gone too: an orphan as well
-    r = run("rm", "--orphans", "--dry-run")
+    r = run("rm", "--orphans", "--dry-run", "--force")
     assert r.code == 0 and f"would remove sysv:{orphan}" in r.out and "would remove posix:/shmctl-orphan" in r.out
     assert int(orphan) in ipcs_m()
     r = run("rm", "--orphans")
     assert r.code == 2 and "no terminal to ask (add --yes)" in r.err
     r = run("rm", "--orphans", "--kind", "posix", "--yes")
+    if hidden_processes():  # cannot be sure: skipped, saying so, until --force
+        assert r.code == 0 and "skipped posix:/shmctl-orphan" in r.err and os.path.exists("/dev/shm/shmctl-orphan")
+        r = run("rm", "--orphans", "--kind", "posix", "--yes", "--force")
     assert r.code == 0 and "posix:/shmctl-orphan" in r.out.splitlines() and int(orphan) in ipcs_m()
     r = run("rm", "--orphans", "--yes", "-q")
     assert r.code == 0 and r.out == "" and int(orphan) not in ipcs_m() and int(keep[5:]) not in ipcs_m()
@@ -116,7 +148,8 @@ def test_all_by_user_and_kind():
     sysv = created("sysv", "--size", "4K")
     r = run("rm", "--all", "--kind", "posix", "--user", "nobody", "--yes")
     assert r.code == 0 and r.out == "" and os.path.exists("/dev/shm/shmctl-all-a")
-    r = run("rm", "--all", "--kind", "posix", "--user", "root", "--yes")
+    force = ("--force",) if hidden_processes() else ()
+    r = run("rm", "--all", "--kind", "posix", "--user", "root", "--yes", *force)
     assert r.code == 0 and {a, b} <= set(r.out.split()) and int(sysv[5:]) in ipcs_m()
 
 

@@ -97,6 +97,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         # the reader went away (`shmctl list | head`): no traceback, the shell's SIGPIPE status
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # a system call no layer above expected to fail: still one line
+        from ..errors import from_oserror
+        error = from_oserror(exc, exc.filename or "system call")
+        return _fail(str(error), error.exit_code)
     except Exception as exc:  # a bug: one line, and the traceback on request
         if os.environ.get("SHMCTL_DEBUG"):
             raise

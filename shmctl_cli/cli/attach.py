@@ -25,9 +25,10 @@ def _wait(duration, command) -> int:
     if command:
         try:
             child = subprocess.Popen(list(command))
-        except OSError as exc:
-            from ..errors import from_oserror
-            raise from_oserror(exc, f"run {command[0]}") from None
+        except OSError as exc:  # the shell's convention: 127 not found, 126 not runnable
+            import sys
+            sys.stderr.write(f"shmctl: run {command[0]}: {exc.strerror}\n")
+            return 127 if isinstance(exc, FileNotFoundError) else 126
         while True:
             try:
                 status = child.wait()
@@ -69,6 +70,9 @@ def attach_command(address, command, readonly, lock, duration):
         signal.signal(signum, _raise_stop)
     view = kinds.View()
     with kinds.open_segment(address, view, writable=not readonly) as handle:
+        if handle.size == 0:
+            from ..errors import Conflict
+            raise Conflict(f"attach {handle.address}", "it is empty: 0 bytes cannot be mapped")
         start, detach = _map(handle, readonly)
         try:
             if lock:

@@ -100,9 +100,12 @@ def create_command(address, size, key, ftok, mode, hugetlb, huge_size, lock, sou
 
     def fill(handle):
         handle.receive(source, 0, size)
+        if source_size is None and source.read(1):  # a pipe with more than fits: refuse, never cut
+            raise Conflict(f"create {address}", f"--from {source_path} has more than --size {size} bytes")
 
     fill_with = fill if source is not None else None
     view = kinds.View()
+    address = kinds.resolve(address, view)  # mmap:/dev/shm/NAME is the POSIX object NAME
     if address.kind == "sysv":
         from ..kinds.sysv import SysvRequest
         request = SysvRequest(_sysv_key(address, key, ftok), size, mode, hugetlb, huge_size, lock, exist_ok,
@@ -113,7 +116,7 @@ def create_command(address, size, key, ftok, mode, hugetlb, huge_size, lock, sou
         if address.kind == "posix":
             created = kinds.kind_module("posix").create(address.name, request, view)
         else:
-            created = kinds.kind_module("mmap").create(address.path, request)
+            created = kinds.kind_module("mmap").create(address.path, request, view)
     if dry_run:
         click.echo("\n".join(created.plan))
     else:

@@ -147,7 +147,12 @@ def hugepages_command(size, count, overcommit, persist, as_json):
         persisting.require_writable(plan.path)
     result = hp.set_pool(pool, count, overcommit)
     if plan is not None:
-        persisting.write(plan)
+        try:
+            persisting.write(plan)
+        except BaseException:  # nothing half-done: the pool goes back to what it was
+            hp.set_pool(pool, pool.total if count is not None else None,
+                        pool.overcommit if overcommit is not None else None)
+            raise
         for line in plan.describe():
             note(line)
     if as_json:

@@ -27,31 +27,32 @@ def _explicit(addresses, shmids, keys, names) -> list:
 
 
 def _bulk(view, kinds_wanted, user, orphans: bool, force: bool) -> Tuple[list, List[str]]:
-    """Segments chosen by --orphans or --all, and notes on what was skipped and why. Without
-    root, other users' processes are invisible: a POSIX object that looks unused may not be,
-    so it is skipped rather than guessed at (SysV's nattch comes from the kernel: certain)."""
+    """Segments chosen by --orphans or --all, and notes on what was skipped and why. When some
+    processes are hidden (other users' without root; more privileged ones even from root),
+    a POSIX object that looks unused may not be: it is skipped, not guessed at, unless
+    --force. SysV's nattch comes from the kernel: certain."""
     from .. import kinds
     from .list import resolve_user
     inv = kinds.collect(kinds_wanted, view, processes=True)
     uid = resolve_user(user) if user is not None else None
-    blind = view.maps.hidden and os.geteuid() != 0 and not force
+    hidden = view.maps.hidden if not force else 0
+    why = "run as root" if os.geteuid() != 0 else "more privileged than this root"
     chosen, notes = [], []
     for seg in inv.segments:
         if (uid is not None and seg.uid != uid) or (orphans and not seg.orphan) or seg.semaphore:
             continue
-        if seg.kind == "posix" and blind:
-            notes.append(f"skipped {seg.address}: {plural(view.maps.hidden, 'process')} not visible, so whether "
-                         "it is in use cannot be told (run as root)")
+        if seg.kind == "posix" and hidden:
+            notes.append(f"skipped {seg.address}: {plural(hidden, 'process')} not visible ({why}), so whether "
+                         "it is in use cannot be told (--force removes it anyway)")
             continue
         chosen.append(seg)
-    if view.maps.hidden and os.geteuid() == 0:
-        notes.append(f"{plural(view.maps.hidden, 'process')} closed even to root (more privileged) not checked")
     return chosen, notes
 
 
-def _confirm(segments, yes: bool) -> None:
+def _confirm(segments, yes: bool) -> bool:
+    """True when a person was asked (and said yes): what they saw must be checked again."""
     if yes or len(segments) <= 1:
-        return
+        return False
     if not sys.stdin.isatty():
         raise _usage("rm", f"{len(segments)} segments chosen and no terminal to ask", "add --yes")
     click.echo(f"about to remove {len(segments)} segments:", err=True)
@@ -59,6 +60,32 @@ def _confirm(segments, yes: bool) -> None:
         click.echo(f"  {seg.address}  {seg.size} bytes  nattch {seg.nattch}", err=True)
     if not click.confirm("remove them?", err=True):
         raise click.exceptions.Exit(1)
+    return True
+
+
+def _identity(seg) -> tuple:
+    return seg.kind, seg.id, seg.device, seg.ctime
+
+
+def _recheck(segments, notes: List[str]):
+    """The segments as they are now, with a fresh look at their users: anything replaced or
+    gone while the question was on the screen is left alone."""
+    from .. import kinds
+    from ..address import parse_address
+    from ..errors import ShmctlError
+    view = kinds.View()
+    fresh = []
+    for seg in segments:
+        try:
+            now = kinds.find(parse_address(seg.address), view)
+        except ShmctlError:
+            notes.append(f"{seg.address} went away while you were asked")
+            continue
+        if _identity(now) != _identity(seg):
+            notes.append(f"{seg.address} changed while you were asked: left alone")
+            continue
+        fresh.append(now)
+    return fresh, view
 
 
 def _refusal(seg, users: List[int], view):
@@ -92,7 +119,8 @@ def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
 
 @click.command("rm")
 @click.argument("addresses", nargs=-1, type=ADDRESS)
-@click.option("-m", "--shmid", "shmids", type=int, multiple=True, metavar="SHMID", help="SysV segment by id (ipcrm -m).")
+@click.option("-m", "--shmid", "shmids", type=int, multiple=True, metavar="SHMID",
+              help="SysV segment by id (ipcrm -m).")
 @click.option("-M", "--shmkey", "keys", multiple=True, metavar="KEY", help="SysV segment by key (ipcrm -M).")
 @click.option("--posix", "names", multiple=True, metavar="NAME", help="POSIX object by name.")
 @click.option("--orphans", is_flag=True, help="Every orphan (see list --orphans).")
@@ -100,7 +128,8 @@ def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
 @click.option("-k", "--kind", "kinds_wanted", type=click.Choice(KINDS), multiple=True,
               help="With --orphans/--all: only this kind. Default: sysv and posix.")
 @click.option("--user", metavar="NAME|UID", help="With --orphans/--all: only this user's segments.")
-@click.option("-f", "--force", is_flag=True, help="Remove even what processes still use.")
+@click.option("-f", "--force", is_flag=True,
+              help="Remove even what processes still use, or (--orphans/--all) may use unseen.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before removing several.")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the removed addresses.")
@@ -139,8 +168,11 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
                 note(str(exc))
         if segments and view.maps.hidden and os.geteuid() != 0 and any(s.kind != "sysv" for s in segments):
             note(f"{plural(view.maps.hidden, 'process')} not visible to you: one of them may still use it")
-    if not dry_run:
-        _confirm(segments, yes)
+    if not dry_run and _confirm(segments, yes):
+        notes: List[str] = []
+        segments, view = _recheck(segments, notes)
+        for text in notes:
+            note(text)
     for seg in segments:
         try:
             message = _remove_one(seg, view, force, dry_run)

@@ -55,7 +55,9 @@ def _source(path, data, hex_data, fill, length, capacity) -> Source:
         return Source(length, fill=_parse_byte(fill))
     if data is not None or hex_data is not None:
         payload = data.encode() if data is not None else _parse_hex(hex_data)
-        return Source(len(payload), data=payload[:length] if length is not None else payload)
+        if length is not None:
+            payload = payload[:length]
+        return Source(len(payload), data=payload)
     if path is None and sys.stdin.isatty():
         raise _usage("write", "nothing to write", "give FILE, '-' for stdin, --data, --hex or --fill")
     return _stream_source(path or "-", length, capacity)
@@ -115,9 +117,16 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, dry
                        f"({handle.size} bytes{', growing it to ' + str(end) if end > handle.size else ''})")
             return 0
         with handle.write_lock():
-            if end > handle.size:
+            # under the lock, the size again: another writer may have grown or cut it
+            if end > handle.current_size():
+                if not grow:
+                    raise Conflict(where, f"the segment shrank to {handle.size} bytes while waiting for the lock")
                 handle.grow(end)
-            _write(handle, source, offset)
+            try:
+                _write(handle, source, offset)
+            except OSError as exc:
+                from ..errors import from_oserror
+                raise from_oserror(exc, where) from None
     return 0
 
 
@@ -134,7 +143,7 @@ def _check_growth(where: str, handle, end: int, grow: bool, address, view) -> No
                        "an anonymous or memfd segment is as large as its processes map it")
     from ..kinds.files import check_room
     directory = os.path.dirname(address.path) if address.kind == "mmap" else view.shm_dir
-    check_room(where, directory, end - handle.size, force=False)
+    check_room(where, directory, end - handle.size, hint="write less, or free space on that filesystem")
 
 
 def _write(handle, source: Source, offset: int) -> None:

@@ -149,13 +149,38 @@ def kind_module(kind: str):
     return import_module(f"{__name__}.{kind}")
 
 
+def resolve(address: "Address", view: View) -> "Address":
+    """`mmap:/dev/shm/NAME` is the POSIX object NAME: give it every POSIX safeguard (sem.*,
+    symlinks, processes holding it open) however it was spelled."""
+    if address.kind != "mmap" or address.path is None:
+        return address
+    directory, name = os.path.split(address.path)
+    try:
+        in_shm = os.path.samefile(directory, view.shm_dir)
+    except OSError:
+        return address
+    if not in_shm or not name:
+        return address
+    from ..address import Address, check_posix_name
+    return Address("posix", name=check_posix_name(name))
+
+
 def find(address: "Address", view: View) -> Segment:
+    address = resolve(address, view)
     return kind_module(address.kind).find(address, view)
 
 
 def open_segment(address: "Address", view: View, writable: bool):
     """A Handle on the segment's bytes (kinds/access.py); close it, or use it in a with."""
+    address = resolve(address, view)
     return kind_module(address.kind).open_segment(address, view, writable)
+
+
+def file_users(view: View, dev: int, ino: int) -> List[int]:
+    """Pids that map the file (dev, ino) or hold it open."""
+    pids = {pid for pid, m in view.mappings() if (m.dev, m.inode) == (dev, ino)}
+    pids.update(view.holders({(dev, ino): None}).get((dev, ino), ()))
+    return sorted(pids)
 
 
 def remove(segment: Segment, view: View) -> None:

@@ -22,7 +22,7 @@ import time
 from typing import BinaryIO, Callable, Iterator, Optional
 
 from .. import syscalls
-from ..errors import Conflict
+from ..errors import Conflict, ShmctlError
 
 CHUNK = 1 << 20
 SYSV_LOCK_KEY = 0x73686D63  # "shmc"
@@ -148,9 +148,17 @@ class Handle:
             self.write_bytes(block[:n], offset)
             offset += n
 
+    def current_size(self) -> int:
+        """The size now (another process may have resized a file since it was opened)."""
+        if self.fd is not None:
+            self.size = os.fstat(self.fd).st_size
+        return self.size
+
     def grow(self, new_size: int) -> None:
-        os.ftruncate(self.fd, new_size)
-        self.size = new_size
+        """Extend to new_size; never shrink (a concurrent --grow may have gone further)."""
+        if new_size > self.current_size():
+            os.ftruncate(self.fd, new_size)
+            self.size = new_size
 
     # --- the write lock ---
 
@@ -180,9 +188,27 @@ def _busy(address: str, timeout: float) -> Conflict:
                     "try again when it is done")
 
 
+def _lock_set() -> int:
+    """The semaphore set of the SysV write locks: made with IPC_EXCL if missing; if present,
+    it must be ours in shape (SYSV_LOCK_SLOTS semaphores), or nothing is written."""
+    try:
+        return syscalls.semget(SYSV_LOCK_KEY, SYSV_LOCK_SLOTS, syscalls.IPC_CREAT | syscalls.IPC_EXCL | 0o666)
+    except ShmctlError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+    try:
+        return syscalls.semget(SYSV_LOCK_KEY, SYSV_LOCK_SLOTS, 0)
+    except ShmctlError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        raise Conflict("SysV write lock", f"semaphore set key 0x{SYSV_LOCK_KEY:08x} exists but is not shmctl's "
+                       f"(fewer than {SYSV_LOCK_SLOTS} semaphores)",
+                       f"if nothing else uses it: ipcrm -S 0x{SYSV_LOCK_KEY:08x}") from None
+
+
 @contextlib.contextmanager
 def sysv_lock(shmid: int, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    semid = syscalls.semget(SYSV_LOCK_KEY, SYSV_LOCK_SLOTS, syscalls.IPC_CREAT | 0o666)
+    semid = _lock_set()
     slot = shmid % SYSV_LOCK_SLOTS
     # wait for zero, then take it: one atomic semop, so a fresh set (all zero) is unlocked
     if not syscalls.semop(semid, [(slot, 0, 0), (slot, 1, syscalls.SEM_UNDO)], timeout):

@@ -28,6 +28,7 @@ class FileRequest:
                  dry_run: bool = False, fill: Fill = None):
         self.size, self.mode, self.exist_ok, self.resize = size, mode, exist_ok, resize
         self.force, self.dry_run, self.fill = force, dry_run, fill
+        self.users: Callable[[os.stat_result], List[int]] = lambda st: []  # who maps or holds a file
 
 
 def free_space(directory: str) -> int:
@@ -35,13 +36,18 @@ def free_space(directory: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
-def check_room(where: str, directory: str, grow_by: int, force: bool) -> str:
+FORCE_HINT = "--force creates it anyway, but the first writer past the free space dies of SIGBUS"
+
+
+def check_room(where: str, directory: str, grow_by: int, force: bool = False, hint: str = FORCE_HINT) -> str:
     """The plan line for the filesystem's room; LimitReached when it cannot hold `grow_by`."""
-    free = free_space(directory)
+    try:
+        free = free_space(directory)
+    except OSError as exc:
+        raise from_oserror(exc, f"{where}: {directory}") from None
     line = f"{directory}: {format_size(free)} free, {format_size(grow_by)} needed"
     if grow_by > free and not force:
-        raise LimitReached(where, f"{directory} has only {free} bytes free, {grow_by} needed",
-                           "--force creates it anyway, but the first writer past the free space dies of SIGBUS")
+        raise LimitReached(where, f"{directory} has only {free} bytes free, {grow_by} needed", hint)
     return line
 
 
@@ -55,6 +61,8 @@ def _existing(where: str, path: str, req: FileRequest, plan: List[str]) -> Optio
         st = os.lstat(path)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise from_oserror(exc, where) from None
     if not stat.S_ISREG(st.st_mode):
         raise Conflict(where, f"{path} exists and is a {file_type(st.st_mode)}, not a segment")
     if not (req.exist_ok or req.resize):
@@ -69,6 +77,10 @@ def _existing(where: str, path: str, req: FileRequest, plan: List[str]) -> Optio
     if req.size < st.st_size and not req.force:
         raise Conflict(where, f"--resize would truncate it from {st.st_size} to {req.size} bytes",
                        "add --force to shrink it and lose the tail")
+    users = req.users(st) if req.size < st.st_size else []
+    if users:  # a process touching the cut-off tail would die of SIGBUS: never, not even forced
+        raise Conflict(where, f"cannot shrink it while in use by pids {', '.join(map(str, users))}",
+                       "a process touching the cut-off part would die of SIGBUS")
     plan.append(check_room(where, os.path.dirname(path), max(0, req.size - st.st_size), req.force))
     plan.append(f"would resize {where} from {st.st_size} to {req.size} bytes")
     if not req.dry_run:
@@ -135,8 +147,11 @@ def _limit_or_error(exc: OSError, where: str) -> ShmctlError:
     return from_oserror(exc, f"create {where}")
 
 
-def open_file(where: str, path: str, writable: bool, nofollow: bool) -> Handle:
-    flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC | (os.O_NOFOLLOW if nofollow else 0)
+def open_file(where: str, path: str, writable: bool, nofollow: bool = True) -> Handle:
+    """Open a segment's file: never through a final symlink (unless asked), never blocking on
+    a FIFO planted in its place, and only if it is a regular file."""
+    flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC | os.O_NONBLOCK
+    flags |= os.O_NOFOLLOW if nofollow else 0
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -149,6 +164,7 @@ def open_file(where: str, path: str, writable: bool, nofollow: bool) -> Handle:
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         raise NotFound(where, f"{path} is a {file_type(st.st_mode)}, not a segment")
+    os.set_blocking(fd, True)
     return Handle(where, st.st_size, fd=fd)
 
 

@@ -66,8 +66,18 @@ def _stat_backing(pid: int, m: SharedMapping, view: View) -> Optional[os.stat_re
     return None
 
 
+def _ours(path: str, dev: int, ino: int) -> bool:
+    """Whether `path` in our mount namespace is the file another process maps by that path
+    (a container's /tmp/x is not ours)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
 def _new_segment(m: SharedMapping, backing: str, st: Optional[os.stat_result], view: View) -> Segment:
-    named = backing not in ("anonymous", "memfd") and not m.deleted
+    named = backing not in ("anonymous", "memfd") and not m.deleted and _ours(m.path, m.dev, m.inode)
     address = f"mmap:{m.path}" if named else f"mmap:@{m.inode}"
     name = m.bare_path if backing != "anonymous" else "anonymous"
     if name.startswith("/memfd:"):
@@ -115,11 +125,13 @@ def collect(view: View, all_mappings: bool = False, inode: Optional[int] = None)
 
 def _find_path(address: "Address", view: View) -> Segment:
     try:
-        st = os.stat(address.path)
+        st = os.lstat(address.path)
     except FileNotFoundError:
         raise NotFound(str(address), "no such file") from None
     except PermissionError:
         raise PermissionDenied(str(address), "cannot stat the file", "run as its owner or root") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise NotFound(str(address), "a symlink, not a segment", "give the path it points to")
     if not stat.S_ISREG(st.st_mode):
         raise NotFound(str(address), "not a regular file, so not a shared-memory segment")
     mapped = collect(view, all_mappings=True, inode=st.st_ino)
@@ -151,7 +163,7 @@ def find(address: "Address", view: View) -> Segment:
 
 # --- lifecycle: create, open, remove ---
 
-def create(path: str, req: "FileRequest") -> "Created":
+def create(path: str, req: "FileRequest", view: View) -> "Created":
     from .files import create_file, unlink_file
 
     def open_new() -> int:
@@ -159,6 +171,8 @@ def create(path: str, req: "FileRequest") -> "Created":
             return os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, req.mode)
         except OSError as exc:
             raise from_oserror(exc, f"create mmap:{path}") from None
+    from . import file_users
+    req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
     return create_file(f"mmap:{path}", path, req, open_new, lambda: unlink_file(f"mmap:{path}", path))
 
 
@@ -167,12 +181,12 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
     process that maps it (root only: CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)."""
     from .files import open_file
     if address.path is not None:
-        return open_file(str(address), address.path, writable, nofollow=False)
+        return open_file(str(address), address.path, writable)
     segment = find(address, view)
     a = segment.attachments[0]
     link = f"{view.proc}/{a.pid}/map_files/{a.start:x}-{a.end:x}"
     try:
-        handle = open_file(str(address), link, writable, nofollow=False)
+        handle = open_file(str(address), link, writable, nofollow=False)  # map_files links are the way in
     except PermissionDenied:
         raise PermissionDenied(str(address), "anonymous and memfd memory is reachable only through "
                                "/proc/PID/map_files", "run as root") from None

@@ -56,6 +56,7 @@ def mark_orphans(segments: List[Segment], view: View) -> None:
     for key, seg in unmapped.items():
         if key not in held:
             seg.orphan = "no process maps it or holds it open"
+            seg.orphan_unsure = bool(hidden)
             if hidden:
                 seg.orphan += f" (as far as visible: {hidden} process{'es' if hidden != 1 else ''} hidden)"
 
@@ -109,6 +110,8 @@ def create(name: str, req: "FileRequest", view: View) -> "Created":
     where = posix_address(name)
     if name.startswith(SEM_PREFIX):
         raise UsageError(f"invalid POSIX name /{name}", "sem.* names belong to POSIX semaphores")
+    from . import file_users
+    req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
     return create_file(where, os.path.join(view.shm_dir, name), req,
                        lambda: syscalls.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, req.mode),
                        lambda: syscalls.shm_unlink(name))
@@ -117,7 +120,7 @@ def create(name: str, req: "FileRequest", view: View) -> "Created":
 def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
     from .files import open_file
     lstat_object(address.name, view)  # says what the entry is when it is not a segment
-    return open_file(str(address), os.path.join(view.shm_dir, address.name), writable, nofollow=True)
+    return open_file(str(address), os.path.join(view.shm_dir, address.name), writable)
 
 
 def remove(segment: Segment, view: View) -> None:

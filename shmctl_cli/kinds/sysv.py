@@ -24,8 +24,9 @@ def _lookup(table: dict, column: list) -> list:
 
 
 def orphan_reasons(cpids: list, nattch: list, live: set) -> list:
-    """Why each segment is an orphan (no process attached, creator gone), or None."""
-    reason = {cpid: None if cpid in live else f"no process attached and creator pid {cpid} is gone"
+    """Why each segment is an orphan (no process attached, creator gone), or None. A cpid of
+    0 is a creator outside our PID namespace: unknown, so never called gone."""
+    reason = {cpid: None if cpid in live or cpid == 0 else f"no process attached and creator pid {cpid} is gone"
               for cpid in set(cpids)}
     orphans = _lookup(reason, cpids)
     if any(nattch):

@@ -54,7 +54,9 @@ def _processes(attachments) -> str:
 
 
 def _status(flags) -> str:
-    return ",".join(word for word, on in zip(STATUS_WORDS, flags) if on) or "-"
+    """`flags` in STATUS_WORDS order; the orphan flag is True, "?" (unsure) or False."""
+    words = [word + (on if isinstance(on, str) else "") for word, on in zip(STATUS_WORDS, flags) if on]
+    return ",".join(words) or "-"
 
 
 def _status_cells(segments, style) -> List[str]:
@@ -62,10 +64,13 @@ def _status_cells(segments, style) -> List[str]:
     combine only the flags that some segment has."""
     flags = [list(map(attrgetter(word), segments)) for word in STATUS_WORDS]
     flags[-1] = list(map(bool, flags[-1]))  # orphan holds its reason
+    unsure = list(map(attrgetter("orphan_unsure"), segments))
+    if any(unsure):
+        flags[-1] = ["?" if u and o else o for o, u in zip(flags[-1], unsure)]
     active = [i for i, column in enumerate(flags) if any(column)]
     if not active:
         return ["-"] * len(segments)
-    if len(active) == 1:
+    if len(active) == 1 and not any(unsure):
         word = STATUS_WORDS[active[0]]
         return [word if on else "-" for on in flags[active[0]]]
     rows = list(zip(*flags))
@@ -119,7 +124,8 @@ COLUMNS: Dict[str, Column] = {
     "CTIME": Column(_field("ctime"), lambda v, st: _time(v), help="last change"),
     "MTIME": Column(_field("mtime"), lambda v, st: _time(v), help="last modification (posix, mmap)"),
     "STATUS": Column(attrgetter(*STATUS_WORDS),
-                     lambda v, st: _status(v), help="dest, locked, hugetlb, orphan, semaphore",
+                     lambda v, st: _status(v),
+                     help="dest, locked, hugetlb, orphan (orphan? where some processes were hidden), semaphore",
                      cells=_status_cells),
     "ORPHAN": Column(_field("orphan"), lambda v, st: v or "-", help="why the segment is an orphan"),
     "BACKING": Column(attrgetter("backing", "kind"), lambda v, st: v[0] or v[1],
@@ -221,7 +227,7 @@ def rich_table(segments: Sequence[Segment], columns: Sequence[str], style: Style
     return table
 
 
-_STATUS_COLOURS = {"orphan": "yellow", "dest": "red", "locked": "cyan", "hugetlb": "magenta"}
+_STATUS_COLOURS = {"orphan": "yellow", "orphan?": "yellow", "dest": "red", "locked": "cyan", "hugetlb": "magenta"}
 
 
 def _colour(column: str, text: str) -> str:
@@ -252,7 +258,8 @@ def segment_dict(s: Segment, style: Style, processes: bool = True) -> dict:
         "cpid": s.cpid, "lpid": s.lpid,
         "atime": format_time(s.atime, True), "dtime": format_time(s.dtime, True),
         "ctime": format_time(s.ctime, True), "mtime": format_time(s.mtime, True),
-        "status": s.status, "orphan": s.orphan, "backing": s.backing,
+        "status": s.status, "orphan": s.orphan, "orphan_certain": bool(s.orphan) and not s.orphan_unsure,
+        "backing": s.backing,
         "device": f"{os.major(s.device)}:{os.minor(s.device)}" if s.device is not None else None,
     }
     if processes and s.attachments is not None:
