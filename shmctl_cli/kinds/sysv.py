@@ -42,7 +42,7 @@ def from_columns(c: Dict[str, list], live: set) -> List[Segment]:
     mode = _lookup({p: p & 0o777 for p in distinct}, perms)
     dest = _lookup({p: bool(p & SHM_DEST) for p in distinct}, perms)
     locked = _lookup({p: bool(p & SHM_LOCKED) for p in distinct}, perms)
-    return list(map(Segment, repeat("sysv", n), [f"sysv:{i}" for i in c["shmid"]], c["shmid"], c["key"],
+    return list(map(Segment, repeat("sysv", n), list(map("sysv:{}".format, c["shmid"])), c["shmid"], c["key"],
                     repeat(None, n), mode, c["uid"], c["gid"], c["cuid"], c["cgid"], c["size"], c["rss"],
                     c["swap"], c["nattch"], c["cpid"], c["lpid"], c["atime"], c["dtime"], c["ctime"],
                     repeat(0, n), dest, locked, repeat(False, n), repeat(False, n),

@@ -189,12 +189,9 @@ def column_cells(column: str, segments: Sequence[Segment], style: Style, heading
             padded = _pad([*head, *text.values()], align)
             head, text = padded[:len(head)], dict(zip(text, padded[len(head):]))
         return head + list(map(text.__getitem__, values))
-    if col.fmt is None:
-        texts = values
-    elif col.fmt is _plain and None not in (values if distinct is None else distinct):
-        texts = list(map(str, values))
-    else:
-        texts = [col.fmt(v, style) for v in values]
+    if col.fmt is _plain and None not in (values if distinct is None else distinct):
+        return _pad(head + list(map(str, values)), align)  # digits: nothing to escape
+    texts = values if col.fmt is None else [col.fmt(v, style) for v in values]
     return _pad(head + _escaped(texts), align)
 
 
