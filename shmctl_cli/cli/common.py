@@ -27,15 +27,22 @@ def progress_bar(total: int, label: str) -> Iterator[Optional[callable]]:
     if total < PROGRESS_FROM or not sys.stderr.isatty():
         yield None
         return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
     from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
     with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda done: bar.update(task, completed=done)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+def open_source(path: str, what: str):
+    """FILE, or '-' for stdin, opened for reading: (file object, size, or None for a pipe)."""
+    import stat
+
+    from ..errors import from_oserror
+    try:
+        src = open(path, "rb") if path != "-" else os.fdopen(os.dup(0), "rb")
+    except OSError as exc:
+        raise from_oserror(exc, what) from None
+    st = os.fstat(src.fileno())
+    return src, (max(0, st.st_size - src.tell()) if stat.S_ISREG(st.st_mode) else None)

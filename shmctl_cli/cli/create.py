@@ -1,16 +1,10 @@
 """shmctl create ADDRESS --size SIZE: a new segment, and its address on stdout."""
 from __future__ import annotations
 
-import os
-
 import click
 
+from ..errors import UsageError
 from .params import MODE, SIZE, AddressParam, SizeParam
-
-
-def _usage(what: str, why: str, hint: str = ""):
-    from ..errors import UsageError
-    return UsageError(what, why, hint or None)
 
 
 def _sysv_key(address, key, ftok) -> int:
@@ -18,11 +12,11 @@ def _sysv_key(address, key, ftok) -> int:
     from ..syscalls import ftok as derive
     given = [x for x in (address.key or None, address.ftok, key, ftok) if x]
     if len(given) > 1:
-        raise _usage("create sysv", "give the key once: in the address, --key or --ftok")
+        raise UsageError("create sysv", "give the key once: in the address, --key or --ftok")
     if ftok:
         path, sep, proj = ftok.rpartition(",")
         if not sep:
-            raise _usage(f"invalid --ftok {ftok!r}", "expected PATH,PROJ")
+            raise UsageError(f"invalid --ftok {ftok!r}", "expected PATH,PROJ")
         return derive(path, parse_proj(proj))
     if address.ftok:
         return derive(*address.ftok)
@@ -35,29 +29,21 @@ def _check_kind_options(address, key, ftok, hugetlb, huge_size, lock, resize) ->
         wrong = [name for name, value in sysv_only.items() if value]
         if wrong:
             hint = "for POSIX and mmap, shmctl attach --lock pins pages while it holds them" if lock else ""
-            raise _usage(f"create {address}", f"{wrong[0]} applies to SysV segments only", hint)
+            raise UsageError(f"create {address}", f"{wrong[0]} applies to SysV segments only", hint)
     elif resize:
-        raise _usage(f"create {address}", "a SysV segment cannot be resized", "remove it and create it anew")
+        raise UsageError(f"create {address}", "a SysV segment cannot be resized", "remove it and create it anew")
     if huge_size and not hugetlb:
-        raise _usage("create sysv", "--huge-size goes with --hugetlb")
+        raise UsageError("create sysv", "--huge-size goes with --hugetlb")
     if huge_size and huge_size & (huge_size - 1):
-        raise _usage("create sysv", f"--huge-size {huge_size} is not a power of two", "e.g. 2M or 1G")
+        raise UsageError("create sysv", f"--huge-size {huge_size} is not a power of two", "e.g. 2M or 1G")
     if not address.is_new and address.kind == "sysv" and address.shmid is not None:
-        raise _usage(f"create {address}", "the kernel picks the shmid", "create sysv [--key KEY]")
+        raise UsageError(f"create {address}", "the kernel picks the shmid", "create sysv [--key KEY]")
 
 
 def _source(path):
     """(file object, size) of --from; size None for a pipe."""
-    if path is None:
-        return None, None
-    import stat
-    try:
-        src = open(path, "rb") if path != "-" else os.fdopen(os.dup(0), "rb")
-    except OSError as exc:
-        from ..errors import from_oserror
-        raise from_oserror(exc, f"--from {path}") from None
-    st = os.fstat(src.fileno())
-    return src, st.st_size if stat.S_ISREG(st.st_mode) else None
+    from .common import open_source
+    return open_source(path, f"--from {path}") if path is not None else (None, None)
 
 
 @click.command("create")
@@ -91,10 +77,10 @@ def create_command(address, size, key, ftok, mode, hugetlb, huge_size, lock, sou
     source, source_size = _source(source_path)
     if size is None:
         if source_size is None:
-            raise _usage(f"create {address}", "--size is required", "or --from a regular file")
+            raise UsageError(f"create {address}", "--size is required", "or --from a regular file")
         size = source_size
         if size == 0:
-            raise _usage(f"create {address}", f"--from {source_path} is empty", "give --size")
+            raise UsageError(f"create {address}", f"--from {source_path} is empty", "give --size")
     if source_size is not None and source_size > size:
         raise Conflict(f"create {address}", f"--from {source_path} has {source_size} bytes, more than --size {size}")
 

@@ -45,7 +45,8 @@ def read_command(address, output_path, offset, length, hexdump, string):
     and memfd segments through /proc/PID/map_files when root.
     """
     from .. import kinds
-    from .common import check_range, progress_bar, write_all
+    from ..kinds.access import write_all
+    from .common import check_range, progress_bar
 
     with kinds.open_segment(address, kinds.View(), writable=False) as handle:
         length = check_range(f"read {handle.address}", handle.size, offset, length)

@@ -8,13 +8,9 @@ from typing import List, Tuple
 import click
 
 from .. import KINDS
+from ..errors import UsageError
 from .output import plural
 from .params import ADDRESS
-
-
-def _usage(what: str, why: str, hint: str = ""):
-    from ..errors import UsageError
-    return UsageError(what, why, hint or None)
 
 
 def _explicit(addresses, shmids, keys, names) -> list:
@@ -54,7 +50,7 @@ def _confirm(segments, yes: bool) -> bool:
     if yes or len(segments) <= 1:
         return False
     if not sys.stdin.isatty():
-        raise _usage("rm", f"{len(segments)} segments chosen and no terminal to ask", "add --yes")
+        raise UsageError("rm", f"{len(segments)} segments chosen and no terminal to ask", "add --yes")
     click.echo(f"about to remove {len(segments)} segments:", err=True)
     for seg in segments:
         click.echo(f"  {seg.address}  {seg.size} bytes  nattch {seg.nattch}", err=True)
@@ -148,10 +144,10 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
     explicit = _explicit(addresses, shmids, keys, names)
     bulk = orphans or all_
     if bool(explicit) == bulk:
-        raise _usage("rm", "name segments, or choose --orphans or --all" if not explicit
+        raise UsageError("rm", "name segments, or choose --orphans or --all" if not explicit
                      else "give addresses or --orphans/--all, not both")
     if (kinds_wanted or user) and not bulk:
-        raise _usage("rm", "--kind and --user choose among --orphans/--all")
+        raise UsageError("rm", "--kind and --user choose among --orphans/--all")
     view = kinds.View()
     failures: List[ShmctlError] = []
     if bulk:

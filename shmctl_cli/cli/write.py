@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import os
-import stat
 import sys
 
 import click
 
+from ..errors import UsageError
 from .params import ADDRESS, SIZE
-
-
-def _usage(what: str, why: str, hint: str = ""):
-    from ..errors import UsageError
-    return UsageError(what, why, hint or None)
 
 
 def _parse_hex(text: str) -> bytes:
@@ -22,7 +17,8 @@ def _parse_hex(text: str) -> bytes:
     try:
         return bytes.fromhex(cleaned)
     except ValueError:
-        raise _usage(f"invalid --hex {text!r}", "expected pairs of hex digits", "e.g. --hex 'de ad be ef'") from None
+        raise UsageError(f"invalid --hex {text!r}", "expected pairs of hex digits",
+                         "e.g. --hex 'de ad be ef'") from None
 
 
 def _parse_byte(text: str) -> int:
@@ -31,9 +27,9 @@ def _parse_byte(text: str) -> int:
     except ValueError:
         if len(text) == 1:
             return ord(text)
-        raise _usage(f"invalid --fill {text!r}", "expected a byte: 0-255, 0x00-0xff or one character") from None
+        raise UsageError(f"invalid --fill {text!r}", "expected a byte: 0-255, 0x00-0xff or one character") from None
     if not 0 <= value <= 255:
-        raise _usage(f"invalid --fill {text!r}", "a byte is 0-255")
+        raise UsageError(f"invalid --fill {text!r}", "a byte is 0-255")
     return value
 
 
@@ -48,10 +44,10 @@ def _source(path, data, hex_data, fill, length, capacity) -> Source:
     given = [name for name, value in (("FILE", path), ("--data", data), ("--hex", hex_data), ("--fill", fill))
              if value is not None]
     if len(given) > 1:
-        raise _usage("write", f"{given[0]} and {given[1]} both name what to write", "give one")
+        raise UsageError("write", f"{given[0]} and {given[1]} both name what to write", "give one")
     if fill is not None:
         if length is None:
-            raise _usage("write", "--fill needs --length")
+            raise UsageError("write", "--fill needs --length")
         return Source(length, fill=_parse_byte(fill))
     if data is not None or hex_data is not None:
         payload = data.encode() if data is not None else _parse_hex(hex_data)
@@ -59,19 +55,14 @@ def _source(path, data, hex_data, fill, length, capacity) -> Source:
             payload = payload[:length]
         return Source(len(payload), data=payload)
     if path is None and sys.stdin.isatty():
-        raise _usage("write", "nothing to write", "give FILE, '-' for stdin, --data, --hex or --fill")
+        raise UsageError("write", "nothing to write", "give FILE, '-' for stdin, --data, --hex or --fill")
     return _stream_source(path or "-", length, capacity)
 
 
 def _stream_source(path: str, length, capacity) -> Source:
-    try:
-        stream = open(path, "rb") if path != "-" else os.fdopen(os.dup(0), "rb")
-    except OSError as exc:
-        from ..errors import from_oserror
-        raise from_oserror(exc, f"open {path}") from None
-    st = os.fstat(stream.fileno())
-    if stat.S_ISREG(st.st_mode):
-        size = max(0, st.st_size - stream.tell())
+    from .common import open_source
+    stream, size = open_source(path, f"open {path}")
+    if size is not None:
         return Source(min(size, length) if length is not None else size, stream=stream)
     # a pipe: its length is known only at its end. Read one byte more than fits, so that
     # an overflow is refused before anything is written (with --grow: all of it).

@@ -33,6 +33,8 @@ class View:
     def __init__(self, proc: str = procfs.PROC, shm_dir: str = procfs.SHM_DIR):
         self.proc, self.shm_dir = proc, shm_dir
         self._comm: Dict[int, str] = {}
+        self._uid: Dict[int, Optional[int]] = {}
+        self._same_ipc: Dict[int, bool] = {}
         self._fstypes: Dict[int, str] = {}
 
     @cached_property
@@ -75,14 +77,16 @@ class View:
             name = self._comm[pid] = process.comm(pid, self.proc)
         return name
 
-    @lru_cache(maxsize=None)
     def uid_of(self, pid: int) -> Optional[int]:
-        return process.owner_uid(pid, self.proc)
+        if pid not in self._uid:
+            self._uid[pid] = process.owner_uid(pid, self.proc)
+        return self._uid[pid]
 
-    @lru_cache(maxsize=None)
     def same_ipc_namespace(self, pid: int) -> bool:
-        theirs = process.ipc_namespace(pid, self.proc)
-        return theirs is None or theirs == self.ipc_namespace
+        if pid not in self._same_ipc:
+            theirs = process.ipc_namespace(pid, self.proc)
+            self._same_ipc[pid] = theirs is None or theirs == self.ipc_namespace
+        return self._same_ipc[pid]
 
     def fstype(self, dev: int, pid: int) -> Optional[str]:
         """Filesystem type of a device; a process in another mount namespace is asked itself."""

@@ -288,6 +288,12 @@ def _write_some(fd: int, data) -> int:
         return 0
 
 
+def write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[_write_some(fd, view):]
+
+
 def _sendfile(out_fd: int, in_fd: int, offset: int, end: int, progress: Progress) -> int:
     """sendfile as far as it goes; returns where it stopped (the caller finishes with writes
     where the output does not take sendfile, e.g. O_APPEND files)."""
@@ -306,9 +312,7 @@ def _sendfile(out_fd: int, in_fd: int, offset: int, end: int, progress: Progress
         chunk = os.pread(in_fd, min(CHUNK, end - offset), offset)
         if not chunk:
             break
-        view = memoryview(chunk)
-        while view:
-            view = view[_write_some(out_fd, view):]
+        write_all(out_fd, chunk)
         offset += len(chunk)
         if progress:
             progress(offset)

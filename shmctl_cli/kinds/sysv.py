@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 from itertools import repeat
 from typing import TYPE_CHECKING, Dict, List, Optional
 
@@ -192,14 +193,12 @@ def huge_page_size(requested: Optional[int], proc: str) -> int:
     return read_meminfo(proc).get("Hugepagesize", 2 << 20)
 
 
-def huge_pages_available(page_size: int, sys_root: str = "/sys") -> Optional[int]:
+def huge_pages_available(page_size: int) -> Optional[int]:
     """Pages a new hugetlb segment may take: free minus reserved, plus overcommit room."""
-    base = f"{sys_root}/kernel/mm/hugepages/hugepages-{page_size // 1024}kB"
-    try:
-        read = {n: int(open(f"{base}/{n}").read()) for n in ("free_hugepages", "resv_hugepages",
-                                                             "nr_overcommit_hugepages", "surplus_hugepages")}
-    except OSError:
-        return None
+    from ..procfs import hugepages
+    read = hugepages.read_counters(os.path.dirname(hugepages.pool_path(page_size, "")), hugepages.POOL_FIELDS)
+    if len(read) < len(hugepages.POOL_FIELDS):
+        return None  # no pool of that size
     return (read["free_hugepages"] - read["resv_hugepages"]
             + max(0, read["nr_overcommit_hugepages"] - read["surplus_hugepages"]))
 
