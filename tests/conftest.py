@@ -62,8 +62,8 @@ def _leftovers():
 def nothing_left_behind():
     before = _leftovers()
     yield
-    if _nobody_python and _nobody_python[1].startswith(tempfile.gettempdir()):
-        shutil.rmtree(_nobody_python[1], ignore_errors=True)
+    for made in _made_dirs:  # only what this session made itself: never the checkout
+        shutil.rmtree(made, ignore_errors=True)
     after = _leftovers()
     assert after[0] == [s for s in after[0] if s in before[0]], f"SysV segments left: {after[0]}"
     assert after[1] == [n for n in after[1] if n in before[1]], f"/dev/shm entries left: {after[1]}"
@@ -176,17 +176,27 @@ def cleanup_shm():
         subprocess.run(["ipcrm", "-m", str(shmid)], capture_output=True)
 
 
-# --- a non-root user ---
+# --- other users: `nobody`, and a second, unprivileged uid ---
 
-NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+SECOND_UID = 4242  # a uid no account uses: an attacker who is not `nobody`
+_made_dirs: list = []  # directories this session created (removed at its end, nothing else)
+
+
+def as_user(uid="nobody", gid="nogroup") -> list:
+    """setpriv argv: become uid/gid with no supplementary groups and no capabilities."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+
+
+NOBODY = as_user()
 _nobody_python = None
 
 
 def _world_readable_copy() -> str:
-    """Our package and its dependencies copied where nobody may read them: pyenv's
-    site-packages under /root are closed to other users."""
+    """Our package and its dependencies copied where other users may read them: pyenv's
+    site-packages under /root (or a venv in a closed directory) are closed to them."""
     import importlib
     target = tempfile.mkdtemp(prefix="shmctl-nobody-")
+    _made_dirs.append(target)
     os.chmod(target, 0o755)
     for name in ("shmctl_cli", "click", "rich", "psutil", "markdown_it", "mdurl", "pygments"):
         try:
@@ -201,8 +211,8 @@ def _world_readable_copy() -> str:
     return target
 
 
-def nobody_command():
-    """(argv prefix, env) that runs shmctl as uid nobody with no capabilities at all."""
+def _python_for_others():
+    """(interpreter, PYTHONPATH) that another uid can run shmctl with."""
     global _nobody_python
     if _nobody_python is None:
         candidates = [(sys.executable, os.path.dirname(HERE))]
@@ -211,29 +221,50 @@ def nobody_command():
             candidates.append((system, None))
         for python, path in candidates:
             path = path or _world_readable_copy()
-            probe = subprocess.run([*NOBODY, python, "-c", "import click, shmctl_cli"], capture_output=True,
-                                   env=dict(os.environ, PYTHONPATH=path))
+            probe = subprocess.run([*NOBODY, python, "-c", "import click, rich, psutil, shmctl_cli"],
+                                   capture_output=True, env=dict(os.environ, PYTHONPATH=path))
             if probe.returncode == 0:
                 _nobody_python = (python, path)
                 break
         else:
             pytest.skip("no Python interpreter that uid nobody may run")
-    python, path = _nobody_python
-    return [*NOBODY, python, "-m", "shmctl_cli"], {"PYTHONPATH": path}
+    return _nobody_python
+
+
+def nobody_command(uid="nobody", gid="nogroup"):
+    """(argv prefix, env) that runs shmctl as `uid` with no capabilities at all."""
+    python, path = _python_for_others()
+    return [*as_user(uid, gid), python, "-m", "shmctl_cli"], {"PYTHONPATH": path}
+
+
+def python_as(uid="nobody", gid="nogroup") -> list:
+    """argv prefix that runs a Python script as `uid` (an attacker's helper process)."""
+    python, _path = _python_for_others()
+    return [*as_user(uid, gid), python]
 
 
 class nobody_prefix(tuple):
     """`run(..., prefix=nobody_prefix())` runs shmctl as uid nobody; arguments go between
-    setpriv and the interpreter (`nobody_prefix("prlimit", "--memlock=4096")`)."""
+    setpriv and the interpreter (`nobody_prefix("prlimit", "--memlock=4096")`). A second
+    uid: `nobody_prefix(uid=SECOND_UID)`."""
 
-    def __new__(cls, *wrappers):
-        return super().__new__(cls, wrappers)
+    def __new__(cls, *wrappers, uid="nobody", gid="nogroup"):
+        self = super().__new__(cls, wrappers)
+        self.uid, self.gid = uid, gid
+        return self
 
 
 def run_as_nobody(*args, wrappers=(), **kwargs) -> Result:
-    argv, env = nobody_command()
-    return run(*args, prefix=(*argv[:len(NOBODY)], *wrappers), command=argv[len(NOBODY):],
+    uid, gid = getattr(wrappers, "uid", "nobody"), getattr(wrappers, "gid", "nogroup")
+    argv, env = nobody_command(uid, gid)
+    setpriv = len(as_user(uid, gid))
+    return run(*args, prefix=(*argv[:setpriv], *wrappers), command=argv[setpriv:],
                env=dict(kwargs.pop("env", None) or {}, **env), **kwargs)
+
+
+def run_as(uid, *args, **kwargs) -> Result:
+    """shmctl as another uid (`run_as(SECOND_UID, "list")`; gid = uid)."""
+    return run(*args, prefix=nobody_prefix(uid=uid, gid=uid if uid != "nobody" else "nogroup"), **kwargs)
 
 
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root")
