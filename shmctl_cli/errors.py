@@ -15,7 +15,18 @@ class Exit(IntEnum):
     PERMISSION = 4
     CONFLICT = 5
     LIMIT = 6
-    INTERRUPTED = 130
+    HANGUP = 129  # 128 + SIGHUP: a signal N ends shmctl with 128 + N, as a shell reports it
+    INTERRUPTED = 130  # 128 + SIGINT
+    TERMINATED = 143  # 128 + SIGTERM
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the process is, so that every cleanup that SIGINT's
+    KeyboardInterrupt runs (half-made objects removed, temp files unlinked) runs for them too."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 class ShmctlError(Exception):

@@ -4,13 +4,14 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import signal
 import sys
 from typing import Dict, List, Optional
 
 import click
 
 from .. import __version__
-from ..errors import Exit, ShmctlError
+from ..errors import Exit, ShmctlError, Signalled
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -72,6 +73,14 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _raise_signalled(signum, frame):
+    raise Signalled(signum)
+
+
+def _signal_status(exc: BaseException) -> int:
+    return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     if not sys.platform.startswith("linux"):
         return _fail(f"this is {sys.platform}: shmctl works only on Linux "
@@ -79,6 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     # a short-lived process that builds tens of thousands of acyclic objects: the cyclic
     # collector would only rescan them (10-20% of a large `list`)
     gc.disable()
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # clean up as for Ctrl-C, then exit 128+N
+        signal.signal(signum, _raise_signalled)
     try:
         result = cli.main(args=argv, prog_name="shmctl", standalone_mode=False)
         return result if isinstance(result, int) else Exit.OK
@@ -91,8 +102,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(f"{exc.format_message().rstrip('.')} (see '{command} --help')", exc.exit_code)
     except click.ClickException as exc:
         return _fail(exc.format_message(), exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        return _fail("interrupted", Exit.INTERRUPTED)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        status = _signal_status(exc)
+        return _fail("interrupted" if status == Exit.INTERRUPTED else
+                     f"stopped by {signal.Signals(status - 128).name}", status)
     except BrokenPipeError:
         # the reader went away (`shmctl list | head`): no traceback, the shell's SIGPIPE status
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,42 +10,47 @@ import click
 from .params import ADDRESS, DURATION
 
 
-class _Stop(Exception):
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
+STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _raise_stop(signum, frame):
-    raise _Stop(signum)
+def _child_unblock() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+
+
+def _run_command(command) -> int:
+    """The command's exit status (128+N if a signal N killed it). A stop signal sent to us
+    is passed on to it (a terminal's Ctrl-C reached it already), and we go on waiting."""
+    try:
+        child = subprocess.Popen(list(command), preexec_fn=_child_unblock)
+    except OSError as exc:  # the shell's convention: 127 not found, 126 not runnable
+        import sys
+        sys.stderr.write(f"shmctl: run {command[0]}: {exc.strerror}\n")
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    while True:
+        info = signal.sigwaitinfo({*STOPS, signal.SIGCHLD})
+        if info.si_signo != signal.SIGCHLD and child.poll() is None:
+            child.send_signal(info.si_signo)
+        status = child.poll()
+        if status is not None:
+            return status if status >= 0 else 128 - status
 
 
 def _wait(duration, command) -> int:
-    """Exit status: the command's, 0 when the time is up, 128+N for signal N."""
+    """Exit status: the command's, 0 when the time is up, 128+N for signal N. The stop
+    signals are blocked for the whole of attach and taken here with sigwaitinfo: one that
+    arrives at any moment, before or after the "attached" line, ends the wait the same way."""
     if command:
-        try:
-            child = subprocess.Popen(list(command))
-        except OSError as exc:  # the shell's convention: 127 not found, 126 not runnable
-            import sys
-            sys.stderr.write(f"shmctl: run {command[0]}: {exc.strerror}\n")
-            return 127 if isinstance(exc, FileNotFoundError) else 126
-        while True:
-            try:
-                status = child.wait()
-                return status if status >= 0 else 128 - status
-            except _Stop as stop:  # pass it on (a terminal's Ctrl-C reached the child already)
-                if child.poll() is None:
-                    child.send_signal(stop.signum)
-    try:
-        if duration is not None:
-            deadline = time.monotonic() + duration
-            while time.monotonic() < deadline:
-                time.sleep(min(1.0, deadline - time.monotonic()))
+        return _run_command(command)
+    if duration is None:
+        return 128 + signal.sigwaitinfo(STOPS).si_signo
+    deadline = time.monotonic() + duration
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
             return 0
-        while True:
-            signal.pause()
-    except _Stop as stop:
-        return 128 + stop.signum
+        info = signal.sigtimedwait(STOPS, left)
+        if info is not None:
+            return 128 + info.si_signo
 
 
 @click.command("attach")
@@ -66,8 +71,9 @@ def attach_command(address, command, readonly, lock, duration):
     from .. import kinds, syscalls
     from .output import note
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_stop)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # taken by _wait, never mid-step
+    if command:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     view = kinds.View()
     with kinds.open_segment(address, view, writable=not readonly) as handle:
         if handle.size == 0:
@@ -83,7 +89,6 @@ def attach_command(address, command, readonly, lock, duration):
             os.environ["SHMCTL_ADDRESS"] = handle.address
             status = _wait(duration, command)
         finally:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # detach whatever comes next
             detach()
     note(f"detached {handle.address}")
     return status
