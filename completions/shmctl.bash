@@ -13,7 +13,7 @@ _shmctl() {
             fi
             ;;
         create)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -s --size --key --ftok --mode --hugetlb --huge-size --lock --from --exist-ok --resize --force --dry-run" -- "$cur"))
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -s --size --key --ftok --mode --hugetlb --huge-size --lock --from --exist-ok --larger-ok --owner --resize --force --overcommit --dry-run" -- "$cur"))
             else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
             fi
             ;;
@@ -54,7 +54,7 @@ _shmctl() {
             fi
             ;;
         read)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -o --output --offset --length -x --hexdump -B --binary --string" -- "$cur"))
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -o --output -f --force --mode --offset --length -x --hexdump -B --binary --string" -- "$cur"))
             else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
             fi
             ;;
@@ -73,7 +73,7 @@ _shmctl() {
             fi
             ;;
         write)
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --data --hex --fill --length --offset --grow --dry-run" -- "$cur"))
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --data --hex --fill --length --offset --grow --overcommit --dry-run" -- "$cur"))
             else COMPREPLY=($(compgen -W "sysv: posix: mmap: sysv:key= sysv:ftok=" -- "$cur")); compopt -o nospace
             fi
             ;;

@@ -1,7 +1,17 @@
-"""Segment addresses: `sysv:ID`, `sysv:key=K`, `sysv:ftok=PATH,PROJ`, `posix:/name`, `/name`,
-`mmap:/path`, `mmap:@INODE`. Parsing and formatting only; resolving is the kinds' job."""
+r"""Segment addresses: `sysv:ID`, `sysv:key=K`, `sysv:ftok=PATH,PROJ`, `posix:/name`, `/name`,
+`mmap:/path`, `mmap:@INODE`. Parsing and formatting only; resolving is the kinds' job.
+
+Names, paths and process names come from the system as any bytes, so every output writes
+them in one printable form (`printable`): a backslash, each byte of a character that is not
+printable (control characters C0 and C1, DEL, line and paragraph separators, format
+characters) and each byte that is not UTF-8 become `\xHH`; table cells write a space as
+`\x20` too. `parse_address` turns every `\xHH` back into its byte, so a printed address is
+accepted back as it is and names the same object; a backslash not followed by `xHH` is
+taken literally."""
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -14,6 +24,50 @@ IPC_PRIVATE = 0
 
 FORMS = ("sysv:SHMID, sysv:key=KEY, sysv:ftok=PATH,PROJ, posix:/NAME (or /NAME), "
          "mmap:/PATH or mmap:@INODE")
+
+
+_HEX_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
+
+
+def _hex(char: str) -> str:
+    # an undecodable byte arrives from os.fsdecode as a lone surrogate U+DC80-U+DCFF
+    try:
+        data = char.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = char.encode("utf-8", "surrogatepass")
+    return "".join(f"\\x{b:02x}" for b in data)
+
+
+def _escape_char(char: str, space: bool) -> str:
+    if char.isprintable() and char != "\\" and not (space and char == " "):
+        return char
+    return _hex(char)
+
+
+def printable(text: str, space: bool = False) -> str:
+    r"""`text` with a backslash, every non-printable character and every undecodable byte
+    written as `\xHH` (and a space too, with `space`): it can neither drive a terminal nor
+    break a line, and `unescape` gives the text back."""
+    if text.isprintable() and "\\" not in text and not (space and " " in text):
+        return text
+    return "".join([_escape_char(c, space) for c in text])
+
+
+def needs_escape(joined: str, space: bool = False) -> bool:
+    """Whether any of the texts joined here needs `printable` (C-level scans only)."""
+    return not joined.isprintable() or "\\" in joined or (space and " " in joined)
+
+
+def unescape(text: str) -> str:
+    r"""Every `\xHH` back to its byte, decoded as os.fsdecode decodes a file name (bytes that
+    are not UTF-8 become lone surrogates, as os.scandir and /proc give them)."""
+    if "\\x" not in text:
+        return text
+    try:
+        data = os.fsencode(text)
+    except UnicodeEncodeError:
+        raise UsageError(f"invalid address '{text}'", "it holds characters no file name can hold") from None
+    return os.fsdecode(_HEX_ESCAPE.sub(lambda m: bytes.fromhex(m[1].decode()), data))
 
 
 @dataclass(frozen=True)
@@ -62,9 +116,9 @@ def parse_key(text: str) -> int:
     try:
         key = int(str(text).strip(), 0)
     except ValueError:
-        raise UsageError(f"invalid key {text!r}", "expected an integer", "e.g. 0x5eed0001 or 1592590337") from None
+        raise UsageError(f"invalid key '{text}'", "expected an integer", "e.g. 0x5eed0001 or 1592590337") from None
     if not -(1 << 31) <= key <= KEY_MAX:
-        raise UsageError(f"invalid key {text!r}", "a SysV key is 32 bits",
+        raise UsageError(f"invalid key '{text}'", "a SysV key is 32 bits",
                          "between -2147483648 and 0xffffffff")
     return key & KEY_MAX
 
@@ -75,9 +129,9 @@ def parse_proj(text: str) -> int:
     except ValueError:
         if len(text) == 1:  # ftok's proj_id is a character: `ftok=/etc,A`
             return ord(text)
-        raise UsageError(f"invalid ftok project {text!r}", "expected a number 1-255 or one character") from None
+        raise UsageError(f"invalid ftok project '{text}'", "expected a number 1-255 or one character") from None
     if not 1 <= proj <= 255:
-        raise UsageError(f"invalid ftok project {text!r}", "ftok uses the low 8 bits, which must not be 0",
+        raise UsageError(f"invalid ftok project '{text}'", "ftok uses the low 8 bits, which must not be 0",
                          "use 1-255")
     return proj
 
@@ -86,11 +140,11 @@ def check_posix_name(name: str) -> str:
     """A POSIX name as shm_open wants it, without the slash; refuses what could escape /dev/shm."""
     bare = name[1:] if name.startswith("/") else name
     if not bare:
-        raise UsageError(f"invalid POSIX name {name!r}", "empty name", "e.g. posix:/mysegment")
+        raise UsageError(f"invalid POSIX name '{name}'", "empty name", "e.g. posix:/mysegment")
     if "/" in bare:
-        raise UsageError(f"invalid POSIX name {name!r}", "a name may not contain '/' after the first")
+        raise UsageError(f"invalid POSIX name '{name}'", "a name may not contain '/' after the first")
     if bare in (".", ".."):
-        raise UsageError(f"invalid POSIX name {name!r}", "'.' and '..' are not segment names")
+        raise UsageError(f"invalid POSIX name '{name}'", "'.' and '..' are not segment names")
     if "\0" in bare:
         raise UsageError("invalid POSIX name", "it contains a NUL byte")
     if len(bare.encode("utf-8", "surrogateescape")) > NAME_MAX:
@@ -99,7 +153,7 @@ def check_posix_name(name: str) -> str:
 
 
 def _bad(text: str, why: str) -> UsageError:
-    return UsageError(f"invalid address {text!r}", why, f"expected {FORMS}")
+    return UsageError(f"invalid address '{text}'", why, f"expected {FORMS}")
 
 
 def _parse_sysv(text: str, rest: str) -> Address:
@@ -129,12 +183,14 @@ def _parse_mmap(text: str, rest: str) -> Address:
 
 
 def parse_address(text: str, allow_new: bool = False) -> Address:
-    """Parse an address; `allow_new` admits a bare `sysv` (IPC_PRIVATE) for create."""
+    r"""Parse an address; `allow_new` admits a bare `sysv` (IPC_PRIVATE) for create. Every
+    `\xHH` is a byte (the form `printable` writes)."""
+    text = unescape(text)
     if text.startswith("/"):
         return Address("posix", name=check_posix_name(text))
     kind, sep, rest = text.partition(":")
     if kind not in KINDS:
-        raise _bad(text, f"unknown kind {kind!r}")
+        raise _bad(text, f"unknown kind '{kind}'")
     if not sep or not rest:
         if allow_new and kind == "sysv":
             return Address("sysv")

@@ -20,9 +20,10 @@ class Exit(IntEnum):
     TERMINATED = 143  # 128 + SIGTERM
 
 
-class Signalled(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where the process is, so that every cleanup that SIGINT's
-    KeyboardInterrupt runs (half-made objects removed, temp files unlinked) runs for them too."""
+class Signalled(BaseException):
+    """SIGINT, SIGTERM or SIGHUP, raised where the process is: every `except BaseException`
+    and `finally` cleans up (half-made objects removed, temp files unlinked), and main()
+    exits 128+N. Not a KeyboardInterrupt, which click would turn into Abort, losing N."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -40,6 +41,8 @@ class ShmctlError(Exception):
         self.what, self.why, self.hint = what, why, hint
 
     def __str__(self) -> str:
+        # raw: names and paths in it are escaped once, where the line is written (cli's
+        # _fail and note), so that the printed form is the one addresses are read back in
         text = self.what
         if self.why:
             text += f": {self.why}"

@@ -12,7 +12,7 @@ from typing import Optional
 from .errors import UsageError, from_errno
 from .units import KEY_MAX
 
-IPC_CREAT, IPC_EXCL, IPC_NOWAIT = 0o1000, 0o2000, 0o4000
+IPC_CREAT, IPC_EXCL = 0o1000, 0o2000
 IPC_PRIVATE = 0
 IPC_RMID, IPC_SET, IPC_STAT, IPC_INFO = 0, 1, 2, 3
 SHM_LOCK, SHM_UNLOCK, SHM_STAT, SHM_INFO, SHM_STAT_ANY = 11, 12, 13, 14, 15
@@ -34,14 +34,6 @@ class ShmidDs(Structure):
                 ("shm_dtime", c_long), ("shm_ctime", c_long), ("shm_cpid", c_int),
                 ("shm_lpid", c_int), ("shm_nattch", c_ulong), ("_reserved5", c_ulong),
                 ("_reserved6", c_ulong)]
-
-
-class SemBuf(Structure):
-    _fields_ = [("sem_num", c_ushort), ("sem_op", ctypes.c_short), ("sem_flg", ctypes.c_short)]
-
-
-class Timespec(Structure):
-    _fields_ = [("tv_sec", c_long), ("tv_nsec", c_long)]
 
 
 class ShmInfo(Structure):  # struct shminfo: IPC_INFO
@@ -76,8 +68,7 @@ SIGNATURES = {
     "munlock": (c_int, [c_void_p, c_size_t]),
     "mmap": (c_void_p, [c_void_p, c_size_t, c_int, c_int, c_int, ctypes.c_int64]),
     "munmap": (c_int, [c_void_p, c_size_t]),
-    "semget": (c_int, [c_int32, c_int, c_int]),
-    "semtimedop": (c_int, [c_int, c_void_p, c_size_t, c_void_p]),
+    "renameat2": (c_int, [c_int, c_char_p, c_int, c_char_p, c_uint]),
 }
 
 
@@ -202,7 +193,6 @@ def mlock(addr: int, length: int, lock: bool = True) -> None:
         raise _fail("mlock", "RLIMIT_MEMLOCK (ulimit -l) too small or CAP_IPC_LOCK missing")
 
 
-SEM_UNDO = 0x1000
 PROT_READ, PROT_WRITE, MAP_SHARED = 1, 2, 1
 
 
@@ -221,27 +211,14 @@ def munmap(addr: int, length: int) -> None:
 
 
 
-def semget(key: int, nsems: int, flags: int) -> int:
-    semid = _f["semget"](_signed_key(key), nsems, flags)
-    if semid < 0:
-        raise _fail(f"semget key 0x{key:08x}")
-    return semid
+RENAME_NOREPLACE = 1
 
 
-def semop(semid: int, ops, timeout: Optional[float] = None) -> bool:
-    """Apply [(num, op, flags), ...] atomically; False if the timeout passed first."""
-    bufs = (SemBuf * len(ops))(*[SemBuf(n, o, f) for n, o, f in ops])
-    ts = None
-    if timeout is not None:
-        ts = ctypes.byref(Timespec(int(timeout), int((timeout % 1) * 1e9)))
-    while _f["semtimedop"](semid, bufs, len(ops), ts) < 0:
-        err = ctypes.get_errno()
-        if err == errno.EINTR:
-            continue
-        if err == errno.EAGAIN:
-            return False
-        raise from_errno(err, f"semop on semaphore set {semid}")
-    return True
+def rename_noreplace(dir_fd: int, old: str, new: str) -> None:
+    """renameat2(RENAME_NOREPLACE) within one directory: EEXIST if `new` exists (a symlink
+    included, never followed); EINVAL where the filesystem does not support the flag."""
+    if _f["renameat2"](dir_fd, os.fsencode(old), dir_fd, os.fsencode(new), RENAME_NOREPLACE) < 0:
+        raise _fail(f"rename {old} to {new}")
 
 
 def memory_at(addr: int, length: int):

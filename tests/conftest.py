@@ -259,12 +259,39 @@ def run_as_nobody(*args, wrappers=(), **kwargs) -> Result:
     argv, env = nobody_command(uid, gid)
     setpriv = len(as_user(uid, gid))
     return run(*args, prefix=(*argv[:setpriv], *wrappers), command=argv[setpriv:],
-               env=dict(kwargs.pop("env", None) or {}, **env), **kwargs)
+               env={**lock_dir_env(uid), **(kwargs.pop("env", None) or {}), **env}, **kwargs)
 
 
 def run_as(uid, *args, **kwargs) -> Result:
     """shmctl as another uid (`run_as(SECOND_UID, "list")`; gid = uid)."""
     return run(*args, prefix=nobody_prefix(uid=uid, gid=uid if uid != "nobody" else "nogroup"), **kwargs)
+
+
+# --- shmctl's write locks: in directories of this session, never the host's /run/shmctl ---
+
+_lock_root = None
+
+
+def lock_dir_env(uid) -> dict:
+    """SHMCTL_LOCK_DIR for shmctl run as `uid` (a name or a number): a 0700 directory of that
+    uid made by this session; empty (shmctl's defaults) where this session cannot make one."""
+    global _lock_root
+    import pwd
+    uid = int(uid) if str(uid).isdigit() else pwd.getpwnam(uid).pw_uid
+    if uid != os.geteuid() and not ROOT:
+        return {"SHMCTL_LOCK_DIR": ""}
+    if _lock_root is None:
+        _lock_root = tempfile.mkdtemp(prefix="shmctl-locks-")
+        _made_dirs.append(_lock_root)
+        os.chmod(_lock_root, 0o755)
+    path = os.path.join(_lock_root, str(uid))
+    if not os.path.isdir(path):
+        os.mkdir(path, 0o700)
+        os.chown(path, uid, -1)
+    return {"SHMCTL_LOCK_DIR": path}
+
+
+os.environ.update(lock_dir_env(os.geteuid()))
 
 
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root")

@@ -44,27 +44,32 @@ def pids_of(segment: dict) -> set:
     return {p["pid"] for p in segment.get("processes", [])}
 
 
-def on_terminal(*args, env=None, columns=200) -> str:
-    """Run shmctl with stdout on a pseudo-terminal; what a person would see."""
+def on_terminal(*args, env=None, columns=200, merge_stderr=False, raw=False):
+    """Run shmctl with stdout (and stderr too, with merge_stderr) on a pseudo-terminal; what a
+    person would see, as text, or with raw=True every byte it wrote."""
     master, slave = pty.openpty()
     full_env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE), COLUMNS=str(columns), TERM="xterm-256color")
     full_env.pop("NO_COLOR", None)
     full_env.update(env or {})
-    proc = subprocess.Popen([sys.executable, "-m", "shmctl_cli", *args], stdout=slave, stderr=subprocess.PIPE,
-                            env=full_env)
+    proc = subprocess.Popen([sys.executable, "-m", "shmctl_cli", *args], stdout=slave,
+                            stderr=slave if merge_stderr else subprocess.PIPE,
+                            stdin=subprocess.DEVNULL if merge_stderr else None, env=full_env)
     os.close(slave)
     chunks = []
     while True:
         try:
             data = os.read(master, 65536)
-        except OSError:
+        except OSError:  # EIO: the other side closed
             break
         if not data:
             break
         chunks.append(data)
     proc.wait(30)
     os.close(master)
-    return b"".join(chunks).decode("utf-8", "replace")
+    if proc.stderr is not None:
+        proc.stderr.close()
+    output = b"".join(chunks)
+    return output if raw else output.decode("utf-8", "replace")
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

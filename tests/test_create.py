@@ -35,8 +35,8 @@ def created(*args):
     return r.out.strip()
 
 
-def rm(address):
-    assert run("rm", address).code == 0
+def rm(address):  # --force: an mmap file on disk (tmp_path is not tmpfs) is not shared memory
+    assert run("rm", "--force", address).code == 0
 
 
 def test_sysv_private_keyed_and_ftok(tmp_path):
@@ -116,11 +116,13 @@ def test_existing_is_never_touched_unless_asked(tmp_path):
         for address in ("sysv:key=0x7e570020", "/shmctl-exist", f"mmap:{path}"):
             r = run("create", address, "--size", "4K")
             assert r.code == 5 and r.out == "" and "exists" in r.err
-        assert run("create", "sysv:key=0x7e570020", "--size", "4K", "--exist-ok").out.strip() == key
+        r = run("create", "sysv:key=0x7e570020", "--size", "4K", "--exist-ok")
+        assert r.code == 5 and "exists with 8192 bytes, not the 4096 asked (--larger-ok" in r.err
+        assert run("create", "sysv:key=0x7e570020", "--size", "4K", "--exist-ok", "--larger-ok").out.strip() == key
         assert run("create", "sysv:key=0x7e570020", "--size", "8K", "--exist-ok").out.strip() == key
         r = run("create", "sysv:key=0x7e570020", "--size", "16K", "--exist-ok")
         assert r.code == 5 and "cannot grow" in r.err
-        assert run("create", "/shmctl-exist", "--size", "4K", "--exist-ok").out.strip() == posix
+        assert run("create", "/shmctl-exist", "--size", "4K", "--exist-ok", "--larger-ok").out.strip() == posix
         r = run("create", "/shmctl-exist", "--size", "16K", "--exist-ok")
         assert r.code == 5 and "--resize grows it" in r.err
         assert os.stat("/dev/shm/shmctl-exist").st_size == 8192

@@ -163,7 +163,7 @@ def test_plain_output_is_one_aligned_table_per_subject():
     rows = {line.split()[0]: line.split() for line in limits_lines[1:]}
     assert all(len(r) == 5 for r in rows.values())
     assert {"shmmax", "shmall", "shmall_bytes", "shmmni", "shmmin", "shm_rmid_forced", "ipcmni", "page_size",
-            "dev_shm",
+            "dev_shm", "dev_shm_promised", "dev_shm_committed",
             "dev_shm_inodes", "posix_objects", "posix_declared", "mem_total", "shmem", "shmem_huge_pages",
             "hugetlb", "memlock", "memlock_hard", "hugetlb_shm_group"} == set(rows)
     assert rows["page_size"][1] == str(PAGE)
@@ -396,3 +396,19 @@ def test_persist_default_file_and_directory(tmp_path, sysctls):
     r = run("limits", "set", "shmmni=8192", "--persist", env={"SHMCTL_SYSCTL_DIR": str(tmp_path)})
     assert r.code == 0 and f"kernel.shmmni = 8192 is in {tmp_path}/60-shmctl.conf already" in r.err
 
+
+
+def test_persist_never_writes_through_a_planted_symlink(tmp_path, sysctls):
+    """A symlink at the sysctl.d file (planted in a directory someone else could write) is
+    refused, never written through: the file it points to keeps its bytes."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    victim = tmp_path / "victim"
+    victim.write_text("root's own file\n")
+    os.symlink(victim, shared / "60-shmctl.conf")
+    r = run("limits", "set", "shmmni=8192", "--persist", str(shared / "60-shmctl.conf"))
+    assert r.code == 5 and r.err == (f"shmctl: cannot persist to {shared}/60-shmctl.conf: it is a symbolic link "
+                                     "(give the file it points to)\n")
+    assert victim.read_text() == "root's own file\n" and os.path.islink(shared / "60-shmctl.conf")
+    assert sorted(os.listdir(shared)) == ["60-shmctl.conf"]  # no temp file left behind

@@ -1,10 +1,8 @@
 """`shmctl read` and `shmctl write` on every kind: exact bytes, exact refusals."""
-import fcntl
 import hashlib
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -46,8 +44,8 @@ def test_round_trip_every_kind(segments, tmp_path):
         assert run("read", address, "-o", str(to_file)).code == 0
         assert to_file.read_bytes() == payload and to_file.stat().st_mode & 0o777 == 0o600
         to_file.unlink()
-    for address in segments:
-        r = run("rm", address)
+    for address in segments:  # --force: the mmap file lies on disk (tmp_path), not on tmpfs
+        r = run("rm", "--force", address)
         assert r.code == 0 and r.out == f"{address}\n"
     assert all(run("stat", a).code == 3 for a in segments)
     assert "shmctl-rw" not in os.listdir("/dev/shm")
@@ -194,17 +192,18 @@ def test_concurrent_writes_never_interleave(kind):
         run("rm", address)
 
 
-def test_a_writer_waits_for_the_flock(segments):
+def test_a_writer_waits_for_the_lock(segments):
+    """A second shmctl writer waits for the write lock (held here as shmctl holds it), then
+    writes as soon as it is let go."""
+    from test_sec_locks import held_lock, lock_path, wait_until_waiting
     posix = segments[1]
-    fd = os.open("/dev/shm/shmctl-rw", os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    writer = subprocess.Popen([sys.executable, "-m", "shmctl_cli", "write", posix, "--data", "after"],
-                              env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
-    time.sleep(1)
-    assert writer.poll() is None and run("read", posix, "--length", "5", binary=True).out == b"\0" * 5
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
-    assert writer.wait(10) == 0 and run("read", posix, "--length", "5").out == "after"
+    lock = lock_path("/dev/shm/shmctl-rw")
+    with held_lock(lock):
+        writer = subprocess.Popen([sys.executable, "-m", "shmctl_cli", "write", posix, "--data", "after"],
+                                  env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+        wait_until_waiting(writer, lock)
+        assert writer.poll() is None and run("read", posix, "--length", "5", binary=True).out == b"\0" * 5
+    assert writer.wait(30) == 0 and run("read", posix, "--length", "5").out == "after"
 
 
 def test_python_shared_memory_interop():

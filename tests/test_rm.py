@@ -95,7 +95,8 @@ def test_mmap_segments(hold, tmp_path):
     assert r.code == 0 and not path.exists()
     lone = tmp_path / "lone.bin"
     lone.write_bytes(b"x")
-    assert run("rm", f"mmap:{lone}").code == 0 and not lone.exists()  # unmapped: the issue's rule
+    assert run("rm", f"mmap:{lone}").code == 5 and lone.exists()  # a file on disk: issue 8 wants --force
+    assert run("rm", f"mmap:{lone}", "--force").code == 0 and not lone.exists()  # unmapped: no users to refuse
 
 
 def test_mmap_spelling_of_a_posix_object_keeps_every_safeguard(hold, unique, cleanup_shm):

@@ -1,12 +1,9 @@
 """What must never happen on a production host: data cut off, the wrong file removed, a
 live segment called an orphan, a hang, a traceback. Each test is a case found in review."""
-import ctypes
-import fcntl
 import os
 import pty
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -31,16 +28,15 @@ def posix_object(cleanup_shm, unique):
 
 
 def test_a_grow_never_shrinks_what_another_writer_grew(posix_object):
+    from test_sec_locks import held_lock, lock_path, wait_until_waiting
     created(f"/{posix_object}", "--size", "4K")
     path = f"/dev/shm/{posix_object}"
-    fd = os.open(path, os.O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    writer = subprocess.Popen([sys.executable, "-m", "shmctl_cli", "write", f"/{posix_object}", "--grow",
-                               "--offset", "8000", "--data", "0123456789"], env=ENV)
-    time.sleep(1)  # it opened the 4 KiB object and waits for the lock
-    os.ftruncate(fd, 1 << 20)  # meanwhile another writer grows it to 1 MiB
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    os.close(fd)
+    lock = lock_path(path)
+    with held_lock(lock):  # another writer holds the write lock...
+        writer = subprocess.Popen([sys.executable, "-m", "shmctl_cli", "write", f"/{posix_object}", "--grow",
+                                   "--offset", "8000", "--data", "0123456789"], env=ENV)
+        wait_until_waiting(writer, lock)  # it opened the 4 KiB object and waits for the lock
+        os.truncate(path, 1 << 20)  # ...and grows it to 1 MiB meanwhile
     assert writer.wait(30) == 0
     assert os.stat(path).st_size == 1 << 20
     assert run("read", f"/{posix_object}", "--offset", "8000", "--length", "10").out == "0123456789"
@@ -130,23 +126,6 @@ def test_filesystem_errors_are_one_line(tmp_path):
     for args in (("--size", "1"), ("--size", "1", "--dry-run")):
         r = run("create", f"mmap:{private}/x", *args, prefix=nobody_prefix())
         assert r.code == 4 and "Permission denied" in r.err and "internal error" not in r.err, args
-
-
-def test_a_foreign_semaphore_set_on_the_lock_key():
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.semget.argtypes = [ctypes.c_int32, ctypes.c_int, ctypes.c_int]
-    subprocess.run(["ipcrm", "-S", "0x73686d63"], capture_output=True)  # ours, from earlier writes
-    semid = libc.semget(0x73686D63, 1, 0o1600)
-    assert semid >= 0
-    address = created("sysv", "--size", "4K")
-    try:
-        r = run("write", address, "--data", "x")
-        assert r.code == 5 and "semaphore set key 0x73686d63 exists but is not shmctl's" in r.err
-        assert "ipcrm -S 0x73686d63" in r.err
-    finally:
-        subprocess.run(["ipcrm", "-s", str(semid)], check=True)
-        run("rm", address)
-    assert run("write", address, "--data", "x").code == 3  # removed, and the set gone with the test
 
 
 def test_attach_edge_cases(posix_object):

@@ -1,6 +1,8 @@
 """The click tree. Every command is registered here, explicitly, and nowhere else."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import gc
 import importlib
 import os
@@ -12,6 +14,7 @@ import click
 
 from .. import __version__
 from ..errors import Exit, ShmctlError, Signalled
+from .. import signals
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -58,7 +61,8 @@ def cli() -> None:
     sysv:SHMID, sysv:key=KEY, posix:/NAME (or /NAME), mmap:/PATH, mmap:@INODE.
 
     Exit codes: 0 ok, 1 failed, 2 usage, 3 no such segment, 4 permission denied,
-    5 conflict (exists, attached, would truncate), 6 a kernel limit.
+    5 conflict (exists, attached, would truncate), 6 a kernel limit, 128+N stopped by
+    signal N (129 SIGHUP, 130 SIGINT, 143 SIGTERM).
     """
 
 
@@ -69,16 +73,51 @@ def all_commands() -> Dict[str, click.Command]:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"shmctl: {message}\n")
+    # one line, whatever names or paths the message holds: they are escaped here, once
+    from ..address import printable
+    sys.stderr.write(f"shmctl: {printable(message)}\n")
     return code
-
-
-def _raise_signalled(signum, frame):
-    raise Signalled(signum)
 
 
 def _signal_status(exc: BaseException) -> int:
     return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+def _occupy_closed_standard_fds() -> None:
+    """A closed stdin, stdout or stderr would be the number our next open() gets: the address
+    `create` prints, or a `read`, would land in a segment or a file. Each closed one gets
+    /dev/null opened the wrong way round, so that the number is taken and using it fails
+    with EBADF, as it would have."""
+    for fd, flags in ((0, os.O_WRONLY), (1, os.O_RDONLY), (2, os.O_RDONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            taken = os.open(os.devnull, flags)  # the lowest free number: this one
+            if taken != fd:
+                os.dup2(taken, fd)
+                os.close(taken)
+            if fd == 1:
+                sys.stdout = open(1, "w", closefd=False)
+            elif fd == 2:
+                sys.stderr = open(2, "w", closefd=False)
+
+
+# what a write to a closed, full or broken stdout gives: exit 1 (a full output device is
+# not one of shared memory's limits, so never 6); every other failure a layer below
+# expected is translated there, with its own words
+OUTPUT_ERRNOS = (errno.EBADF, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _silence_stdout() -> None:
+    """Nothing more can reach stdout: point it at /dev/null, so that the interpreter's last
+    flush at exit neither fails nor prints a second error."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -88,10 +127,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     # a short-lived process that builds tens of thousands of acyclic objects: the cyclic
     # collector would only rescan them (10-20% of a large `list`)
     gc.disable()
-    for signum in (signal.SIGTERM, signal.SIGHUP):  # clean up as for Ctrl-C, then exit 128+N
-        signal.signal(signum, _raise_signalled)
+    _occupy_closed_standard_fds()
+    signals.install()  # SIGINT, SIGTERM, SIGHUP: clean up, then exit 128+N
     try:
         result = cli.main(args=argv, prog_name="shmctl", standalone_mode=False)
+        _flush_stdout()  # a full or closed stdout is an error of this command, not of exit
         return result if isinstance(result, int) else Exit.OK
     except ShmctlError as exc:
         return _fail(str(exc), exc.exit_code)
@@ -102,16 +142,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(f"{exc.format_message().rstrip('.')} (see '{command} --help')", exc.exit_code)
     except click.ClickException as exc:
         return _fail(exc.format_message(), exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+    except (click.exceptions.Abort, KeyboardInterrupt, Signalled) as exc:
         status = _signal_status(exc)
         return _fail("interrupted" if status == Exit.INTERRUPTED else
                      f"stopped by {signal.Signals(status - 128).name}", status)
     except BrokenPipeError:
         # the reader went away (`shmctl list | head`): no traceback, the shell's SIGPIPE status
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 141
     except OSError as exc:  # a system call no layer above expected to fail: still one line
         from ..errors import from_oserror
+        _silence_stdout()
+        if exc.filename is None and exc.errno in OUTPUT_ERRNOS:
+            return _fail(f"write to stdout: {os.strerror(exc.errno)}", Exit.FAILED)
         error = from_oserror(exc, exc.filename or "system call")
         return _fail(str(error), error.exit_code)
     except Exception as exc:  # a bug: one line, and the traceback on request

@@ -68,7 +68,7 @@ def attach_command(address, command, readonly, lock, duration):
     """
     import os
 
-    from .. import kinds, syscalls
+    from .. import kinds
     from .output import note
 
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # taken by _wait, never mid-step
@@ -82,7 +82,7 @@ def attach_command(address, command, readonly, lock, duration):
         start, detach = _map(handle, readonly)
         try:
             if lock:
-                syscalls.mlock(start, handle.size)
+                _lock(handle, start)
             mode = "read-only" if readonly else "read-write"
             note(f"attached {handle.address} at 0x{start:x} ({handle.size} bytes, {mode}{', locked' if lock else ''}) "
                  f"in pid {os.getpid()}")
@@ -92,6 +92,23 @@ def attach_command(address, command, readonly, lock, duration):
             detach()
     note(f"detached {handle.address}")
     return status
+
+
+def _lock(handle, start: int) -> None:
+    """mlock; on a file, first whether its filesystem has room for every page (a full tmpfs
+    makes mlock fail with the same ENOMEM as RLIMIT_MEMLOCK), and again if mlock failed."""
+    from .. import syscalls
+    from ..errors import LimitReached
+    from ..kinds.files import check_lock_room
+    where = f"attach {handle.address} --lock"
+    if handle.fd is not None:
+        check_lock_room(where, handle.fd)
+    try:
+        syscalls.mlock(start, handle.size)
+    except LimitReached:
+        if handle.fd is not None:
+            check_lock_room(where, handle.fd)  # a writer took the space meanwhile
+        raise
 
 
 def _map(handle, readonly: bool):

@@ -36,13 +36,23 @@ def progress_bar(total: int, label: str) -> Iterator[Optional[callable]]:
 
 
 def open_source(path: str, what: str):
-    """FILE, or '-' for stdin, opened for reading: (file object, size, or None for a pipe)."""
+    """FILE, or '-' for stdin, opened for reading: (file object, size, or None for a pipe).
+    Pipes, FIFOs and terminals are read so that a signal always gets through (signals.py);
+    a FIFO is opened without waiting in open() for a writer."""
     import stat
 
     from ..errors import from_oserror
+    from ..signals import PipeSource, open_fifo
     try:
-        src = open(path, "rb") if path != "-" else os.fdopen(os.dup(0), "rb")
+        if path == "-":
+            fd = os.dup(0)
+        else:
+            st = os.stat(path)
+            fd = open_fifo(path) if stat.S_ISFIFO(st.st_mode) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise from_oserror(exc, what) from None
-    st = os.fstat(src.fileno())
-    return src, (max(0, st.st_size - src.tell()) if stat.S_ISREG(st.st_mode) else None)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return PipeSource(fd), None
+    src = os.fdopen(fd, "rb")
+    return src, max(0, st.st_size - src.tell())

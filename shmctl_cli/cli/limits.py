@@ -33,6 +33,8 @@ def limits_command(ctx, as_json, exact):
     """Show the kernel limits on shared memory, with what is in use and USE%: SHMMAX, SHMALL
     (in pages and bytes), SHMMNI, SHMMIN, shm_rmid_forced, the /dev/shm tmpfs, MemTotal,
     Shmem, Hugetlb, RLIMIT_MEMLOCK, vm.hugetlb_shm_group and every huge page pool.
+    For /dev/shm also what sparse files promise (size beyond what they occupy: tmpfs
+    allocates on first write) and what is committed (used + promised) against its size.
 
     Subcommands: `limits set NAME=VALUE...` (shmmax, shmall, shmmni, shm_rmid_forced;
     --persist [FILE], --dry-run, --force), `limits hugepages [--size 2M] [--count N]

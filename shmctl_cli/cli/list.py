@@ -26,7 +26,7 @@ def resolve_user(text: str) -> int:
     try:
         return pwd.getpwnam(text).pw_uid
     except KeyError:
-        raise UsageError(f"unknown user {text!r}", "no such user name", "give a name or a numeric uid") from None
+        raise UsageError(f"unknown user '{text}'", "no such user name", "give a name or a numeric uid") from None
 
 
 def select(inv: "Inventory", uid: Optional[int], orphans: bool, min_size: Optional[int]) -> None:
@@ -76,7 +76,13 @@ def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, sum
     """List shared-memory segments of all kinds (ipcs -m / lsipc -m for SysV, POSIX and mmap).
 
     On a terminal: a table with human sizes. On a pipe: plain aligned columns, sizes in
-    bytes, no colour, white space inside a cell escaped as \\x20 (awk-friendly).
+    bytes, no colour, one line per segment, white space inside a cell escaped as \\x20
+    (awk-friendly).
+
+    Names, paths and process names are shown as printable text in every form, JSON too: a
+    backslash, each control character (ESC, CR, LF, TAB, DEL, C1, line separators) and each
+    byte that is not UTF-8 is written \\xHH. Every command reads \\xHH back as that byte, so
+    a printed address is accepted as it is.
     """
     from .. import kinds as backend
     from ..render import COLUMNS, cell_text, default_columns
@@ -91,7 +97,7 @@ def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, sum
         names.append("PROCESSES")
     if sort_column and sort_column.upper() not in COLUMNS:
         from ..errors import UsageError
-        raise UsageError(f"unknown sort column {sort_column!r}", "", "columns: " + ",".join(COLUMNS))
+        raise UsageError(f"unknown sort column '{sort_column}'", "", "columns: " + ",".join(COLUMNS))
     uid = resolve_user(user) if user is not None else None
 
     view = backend.View()

@@ -12,7 +12,9 @@ def is_terminal() -> bool:
 
 
 def note(message: str) -> None:
-    click.echo(f"shmctl: {message}", err=True)
+    """One line on stderr; the names and paths in `message` come raw and are escaped here."""
+    from ..address import printable
+    click.echo(f"shmctl: {printable(message)}", err=True)
 
 
 def output_options(func):
@@ -44,7 +46,7 @@ def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str
     names = [c.strip().upper() for c in spec.lstrip("+").split(",") if c.strip()]
     unknown = [c for c in names if c not in COLUMNS]
     if unknown:
-        raise UsageError(f"unknown column {unknown[0]!r}", "", "columns: " + ",".join(COLUMNS))
+        raise UsageError(f"unknown column '{unknown[0]}'", "", "columns: " + ",".join(COLUMNS))
     return list(defaults) + [c for c in names if c not in defaults] if extend else names
 
 

@@ -1,75 +1,121 @@
 """shmctl read ADDRESS: a segment's bytes to stdout or a file, exactly, or as a hexdump."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 
 import click
 
-from .params import ADDRESS, SIZE
-
-
-def _open_output(path):
-    if path is None:
-        sys.stdout.flush()
-        return sys.stdout.fileno(), False
-    try:  # a segment's contents are often private: the copy starts private too
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600), True
-    except OSError as exc:
-        from ..errors import from_oserror
-        raise from_oserror(exc, f"open {path}") from None
-
-
-def _chunks(handle, offset: int, length: int):
-    from ..kinds.access import CHUNK
-    end = offset + length
-    while offset < end:
-        n = min(CHUNK, end - offset)
-        yield handle.read_bytes(offset, n)
-        offset += n
+from .params import ADDRESS, MODE, SIZE
 
 
 @click.command("read")
 @click.argument("address", type=ADDRESS)
-@click.option("-o", "--output", "output_path", metavar="FILE", help="Write to FILE (created mode 0600), not stdout.")
+@click.option("-o", "--output", "output_path", metavar="FILE",
+              help="Write to FILE, not stdout ('-' is stdout). FILE must not exist unless --force; it appears "
+                   "only when complete.")
+@click.option("-f", "--force", is_flag=True,
+              help="Replace an existing FILE (a regular file of your own) atomically; never a symlink, FIFO, "
+                   "device or another user's file.")
+@click.option("--mode", type=MODE, default="0600", show_default=True,
+              help="Permissions of FILE, octal, exactly (the umask does not apply).")
 @click.option("--offset", type=SIZE, default="0", help="Start this far in.")
 @click.option("--length", type=SIZE, help="Read this much (default: to the end).")
 @click.option("-x/-B", "--hexdump/--binary", default=None,
               help="hexdump -C layout, or raw bytes. Default: hexdump on a terminal, raw elsewhere.")
 @click.option("--string", is_flag=True, help="Stop at the first NUL byte.")
-def read_command(address, output_path, offset, length, hexdump, string):
+def read_command(address, output_path, force, mode, offset, length, hexdump, string):
     """Copy a segment's bytes out, exactly.
 
-    A range past the end is exit 5, never a short read passed off as whole. Works for SysV
-    (attached read-only while it reads), POSIX objects and mmap files, and for anonymous
-    and memfd segments through /proc/PID/map_files when root.
+    A range past the end is exit 5, never a short read passed off as whole; so is a segment
+    that shrinks or vanishes during the copy (the message says how many bytes were read).
+    Works for SysV (attached read-only while it reads), POSIX objects and mmap files, and for
+    anonymous and memfd segments through /proc/PID/map_files when root.
+
+    -o FILE is written safely in shared directories such as /tmp: the bytes go to a new
+    temporary file beside FILE (mode 0600, or --mode), which is fsynced and then renamed to
+    FILE, so FILE is never seen half-written and an error or a signal leaves no trace (only
+    SIGKILL can leave a hidden .FILE.*.shmctl-tmp beside it). FILE is never followed if it is a symlink and never opened if it is a FIFO, socket or device (use
+    stdout for pipes and devices); an existing FILE is replaced only with --force and only if
+    it is a regular file you own; the segment itself is never FILE.
     """
     from .. import kinds
-    from ..kinds.access import write_all
-    from .common import check_range, progress_bar
+    from .common import check_range
 
     with kinds.open_segment(address, kinds.View(), writable=False) as handle:
         length = check_range(f"read {handle.address}", handle.size, offset, length)
-        fd, close = _open_output(output_path)
-        try:
+        to_file = output_path not in (None, "-")
+        with _output(output_path if to_file else None, handle, force, mode) as fd:
             if hexdump is None:
-                hexdump = output_path is None and sys.stdout.isatty()
-            if string:
-                data = handle.read_bytes(offset, length)
-                data = data.split(b"\0", 1)[0]
-                if hexdump:
-                    _write_hexdump(fd, [data], offset)
-                else:
-                    write_all(fd, data)
-            elif hexdump:
-                _write_hexdump(fd, _chunks(handle, offset, length), offset)
-            else:
-                with progress_bar(length, f"read {handle.address}") as progress:
-                    handle.send(fd, offset, length, progress and (lambda at: progress(at - offset)))
-        finally:
-            if close:
-                os.close(fd)
+                hexdump = not to_file and sys.stdout.isatty()
+            got = _copy(handle, fd, offset, length, hexdump, string, output_path if to_file else "stdout")
+            if got < length:
+                raise _short_read(handle.address, got, length, output_path if to_file else None)
     return 0
+
+
+@contextlib.contextmanager
+def _output(path, handle, force: bool, mode: int):
+    """stdout as it is (a pipe, a device, a file the shell opened), or FILE made safely."""
+    if path is None:
+        sys.stdout.flush()
+        yield sys.stdout.fileno()
+        return
+    from ..outfile import output_file
+    with output_file(path, replace=force, mode=mode, not_same_as=handle.fd) as fd:
+        yield fd
+
+
+def _copy(handle, fd: int, offset: int, length: int, hexdump: bool, string: bool, target: str) -> int:
+    """Copy the range to fd; returns how many bytes of the segment were read."""
+    from ..kinds.access import write_all
+    from .common import progress_bar
+    try:
+        if string:
+            data = handle.read_bytes(offset, length)
+            text = data.split(b"\0", 1)[0]
+            if hexdump:
+                _write_hexdump(fd, [text], offset)
+            else:
+                write_all(fd, text)
+            return len(data)
+        if hexdump:
+            counted = _CountedChunks(handle, offset, length)
+            _write_hexdump(fd, counted, offset)
+            return counted.got
+        with progress_bar(length, f"read {handle.address}") as progress:
+            return handle.send(fd, offset, length, progress and (lambda at: progress(at - offset)))
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        from ..outfile import local_error
+        raise local_error(exc, f"write {target}") from None
+
+
+class _CountedChunks:
+    """The range in chunks, stopping at the first short one (the segment shrank)."""
+
+    def __init__(self, handle, offset: int, length: int):
+        self.handle, self.offset, self.length, self.got = handle, offset, length, 0
+
+    def __iter__(self):
+        from ..kinds.access import CHUNK
+        while self.got < self.length:
+            want = min(CHUNK, self.length - self.got)
+            chunk = self.handle.read_bytes(self.offset + self.got, want)
+            self.got += len(chunk)
+            yield chunk
+            if len(chunk) < want:
+                return
+
+
+def _short_read(address: str, got: int, length: int, path):
+    from ..errors import Conflict
+    return Conflict(f"read {address}", f"only {got} of {length} bytes could be read: the segment shrank or "
+                    "was removed during the copy", f"{path} was left as it was" if path else
+                    "the output is incomplete")
 
 
 def _write_hexdump(fd: int, chunks, offset: int) -> None:

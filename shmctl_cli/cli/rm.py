@@ -37,6 +37,10 @@ def _bulk(view, kinds_wanted, user, orphans: bool, force: bool) -> Tuple[list, L
     for seg in inv.segments:
         if (uid is not None and seg.uid != uid) or (orphans and not seg.orphan) or seg.semaphore:
             continue
+        what = _not_shared_memory(seg, view)
+        if what:  # a database that processes map MAP_SHARED: never a segment to clean up in bulk
+            notes.append(f"skipped {seg.address}: {what} (remove it by its address with --force)")
+            continue
         if seg.kind == "posix" and hidden:
             notes.append(f"skipped {seg.address}: {plural(hidden, 'process')} not visible ({why}), so whether "
                          "it is in use cannot be told (--force removes it anyway)")
@@ -45,15 +49,23 @@ def _bulk(view, kinds_wanted, user, orphans: bool, force: bool) -> Tuple[list, L
     return chosen, notes
 
 
+def _not_shared_memory(seg, view):
+    """What the segment is when it is no shared memory (a file on a disk filesystem), or None."""
+    from .. import kinds
+    check = getattr(kinds.kind_module(seg.kind), "not_shared_memory", None)
+    return check(seg, view) if check else None
+
+
 def _confirm(segments, yes: bool) -> bool:
     """True when a person was asked (and said yes): what they saw must be checked again."""
     if yes or len(segments) <= 1:
         return False
     if not sys.stdin.isatty():
         raise UsageError("rm", f"{len(segments)} segments chosen and no terminal to ask", "add --yes")
+    from ..address import printable
     click.echo(f"about to remove {len(segments)} segments:", err=True)
     for seg in segments:
-        click.echo(f"  {seg.address}  {seg.size} bytes  nattch {seg.nattch}", err=True)
+        click.echo(f"  {printable(seg.address)}  {seg.size} bytes  nattch {seg.nattch}", err=True)
     if not click.confirm("remove them?", err=True):
         raise click.exceptions.Exit(1)
     return True
@@ -67,13 +79,13 @@ def _recheck(segments, notes: List[str]):
     """The segments as they are now, with a fresh look at their users: anything replaced or
     gone while the question was on the screen is left alone."""
     from .. import kinds
-    from ..address import parse_address
+    from ..address import parse_address, printable
     from ..errors import ShmctlError
     view = kinds.View()
     fresh = []
     for seg in segments:
         try:
-            now = kinds.find(parse_address(seg.address), view)
+            now = kinds.find(parse_address(printable(seg.address)), view)  # the form parse_address reads
         except ShmctlError:
             notes.append(f"{seg.address} went away while you were asked")
             continue
@@ -97,10 +109,14 @@ def _refusal(seg, users: List[int], view):
 def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
     """Remove one segment; returns a note for stderr (or "")."""
     from .. import kinds
+    from ..errors import Conflict
     users = kinds.users(seg, view)
     in_use = seg.nattch if seg.kind == "sysv" else len(users)
     if seg.kind == "mmap" and seg.address.startswith("mmap:@"):
         kinds.remove(seg, view)  # raises: nothing to unlink
+    what = _not_shared_memory(seg, view)
+    if what and not force:
+        raise Conflict(seg.address, what, "--force unlinks it")
     if in_use and not force:
         raise _refusal(seg, users, view)
     if not dry_run:
@@ -125,7 +141,8 @@ def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
               help="With --orphans/--all: only this kind. Default: sysv and posix.")
 @click.option("--user", metavar="NAME|UID", help="With --orphans/--all: only this user's segments.")
 @click.option("-f", "--force", is_flag=True,
-              help="Remove even what processes still use, or (--orphans/--all) may use unseen.")
+              help="Remove even what processes still use, or (--orphans/--all) may use unseen; "
+                   "unlink a named mmap file on a disk filesystem.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before removing several.")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the removed addresses.")
@@ -136,8 +153,14 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
     5, naming the pids) unless --force. Several segments are removed only after a yes on
     the terminal, or with --yes. When some fail, the rest are still removed and the exit
     code is the first failure's.
+
+    An mmap file on a disk filesystem (a database mapped MAP_SHARED) is not shared memory:
+    --orphans and --all skip it with a note, and removing it by address needs --force.
+    Paths are followed through no symlink, and a name is unlinked only while it still is
+    the file that was found.
     """
     from .. import kinds
+    from ..address import printable
     from ..errors import ShmctlError
     from .output import note
 
@@ -179,7 +202,7 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
         if message and not dry_run:
             note(message)
         if dry_run:
-            click.echo(f"would remove {seg.address}")
+            click.echo(f"would remove {printable(seg.address)}")
         elif not quiet:
-            click.echo(seg.address)
+            click.echo(printable(seg.address))
     return failures[0].exit_code if failures else 0

@@ -16,7 +16,7 @@ def stat_command(address, as_json, exact, numeric_ids):
     """Show one segment: its fields, status and attached processes.
 
     ADDRESS is sysv:SHMID, sysv:key=KEY, sysv:ftok=PATH,PROJ, posix:/NAME (or /NAME),
-    mmap:/PATH or mmap:@INODE.
+    mmap:/PATH or mmap:@INODE; \\xHH in it is the byte HH, as `list` prints names.
     """
     from .. import kinds as backend
     from .. import render

@@ -81,14 +81,25 @@ def _stream_source(path: str, length, capacity) -> Source:
 @click.option("--length", type=SIZE, help="Write at most this much (with --fill: exactly this much).")
 @click.option("--offset", type=SIZE, default="0", help="Start this far in.")
 @click.option("--grow", is_flag=True, help="POSIX/mmap: extend the segment to take what passes its end.")
+@click.option("--overcommit", is_flag=True,
+              help="With --grow on tmpfs: grow even if the growth and what sparse objects there already promise "
+                   "pass the free space.")
 @click.option("--dry-run", is_flag=True, help="Say what would be written, write nothing.")
-def write_command(address, path, data, hex_data, fill, length, offset, grow, dry_run):
+def write_command(address, path, data, hex_data, fill, length, offset, grow, overcommit, dry_run):
     """Write bytes into a segment from FILE, stdin, --data, --hex or --fill.
 
+    With --grow on tmpfs, the growth plus what sparse files there already promise must fit
+    the free space, else exit 6 unless --overcommit.
+
     Writing past the end is refused (exit 5) unless --grow, which POSIX objects and mmap
-    files allow and SysV segments cannot (the kernel fixes their size). Concurrent writes
-    never interleave: each holds flock(LOCK_EX) on the file, or for SysV a semaphore
-    (key 0x73686d63, with SEM_UNDO).
+    files allow and SysV segments cannot (the kernel fixes their size).
+
+    Concurrent shmctl writes of one user never interleave: each holds an flock on a lock file
+    named after the segment, in a directory only that user can enter: /run/shmctl for root,
+    else $XDG_RUNTIME_DIR/shmctl or /tmp/shmctl-UID (SHMCTL_LOCK_DIR overrides; a directory
+    that is a symlink, another user's or open to others is refused). A writer waits for the
+    lock up to SHMCTL_LOCK_TIMEOUT seconds (default 30), then exits 5 naming the holder's
+    pid. Programs that do not take the lock, and shmctl run by other users, are not held off.
     """
     from .. import kinds
     from ..errors import Conflict
@@ -101,9 +112,10 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, dry
         capacity = None if grow else max(0, handle.size - offset)
         source = _source(path, data, hex_data, fill, length, capacity)
         end = offset + source.length
-        if end > handle.size:
-            _check_growth(where, handle, end, grow, address, view)
+        room = _check_growth(where, handle, end, grow, overcommit, address, view) if end > handle.size else None
         if dry_run:
+            if room:
+                click.echo(room)
             click.echo(f"would write {source.length} bytes at offset {offset} of {handle.address} "
                        f"({handle.size} bytes{', growing it to ' + str(end) if end > handle.size else ''})")
             return 0
@@ -121,7 +133,10 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, dry
     return 0
 
 
-def _check_growth(where: str, handle, end: int, grow: bool, address, view) -> None:
+def _check_growth(where: str, handle, end: int, grow: bool, overcommit: bool, address, view) -> str:
+    """The room line; refused unless the filesystem holds the growth beside what is promised.
+    Only the growth counts: the write then fills part of it, which takes as much free space
+    as it releases of promise, so the sparse rest is what stays promised."""
     from ..errors import Conflict
     if handle.shmid is not None:
         raise Conflict(where, f"{end - handle.size} bytes would pass the end ({handle.size} bytes)",
@@ -134,7 +149,8 @@ def _check_growth(where: str, handle, end: int, grow: bool, address, view) -> No
                        "an anonymous or memfd segment is as large as its processes map it")
     from ..kinds.files import check_room
     directory = os.path.dirname(address.path) if address.kind == "mmap" else view.shm_dir
-    check_room(where, directory, end - handle.size, hint="write less, or free space on that filesystem")
+    return check_room(where, directory, end - handle.size, overcommit,
+                      hint="--overcommit grows it anyway: the first writer past the space dies of SIGBUS")
 
 
 def _write(handle, source: Source, offset: int) -> None:

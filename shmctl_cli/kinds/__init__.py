@@ -159,10 +159,13 @@ def resolve(address: "Address", view: View) -> "Address":
     if address.kind != "mmap" or address.path is None:
         return address
     directory, name = os.path.split(address.path)
-    try:
-        in_shm = os.path.samefile(directory, view.shm_dir)
-    except OSError:
+    from ..errors import ShmctlError
+    from .paths import lstat_path
+    try:  # no symlink followed: /tmp/evil -> /dev/shm must not turn mmap:/tmp/evil/x into posix:/x
+        here, shm = lstat_path(directory), os.stat(view.shm_dir)
+    except (OSError, ShmctlError):
         return address
+    in_shm = (here.st_dev, here.st_ino) == (shm.st_dev, shm.st_ino)
     if not in_shm or not name:
         return address
     from ..address import Address, check_posix_name
@@ -212,7 +215,7 @@ def describe_processes(segment: Segment) -> None:
         if a.pid not in commands:
             try:
                 argv = psutil.Process(a.pid).cmdline()
-                commands[a.pid] = " ".join(arg.replace("\n", "\\n") for arg in argv) or f"[{a.comm}]"
+                commands[a.pid] = " ".join(argv) or f"[{a.comm}]"  # escaped when printed
             except (psutil.Error, OSError):
                 commands[a.pid] = a.comm
         a.command = commands[a.pid]

@@ -5,29 +5,19 @@ File-backed segments (POSIX objects, mmap files, memfd and anonymous memory reac
 pwrite report a full tmpfs as ENOSPC, where a store into a mapping would die of SIGBUS.
 SysV segments, and hugetlbfs files (which have no write()), go through a mapping.
 
-Two writers never interleave: a write holds flock(LOCK_EX) on the file (any tool that
-flocks the same file cooperates), and for SysV a semaphore of the set with key SYSV_LOCK_KEY
-("shmc"), one of SYSV_LOCK_SLOTS chosen by shmid, taken with SEM_UNDO so that a writer that
-dies releases it. That set is created on first use, mode 0666, and left in place (ipcs -s).
+Two shmctl writers never interleave: a write holds the write lock of kinds/lock.py, an
+flock on a file named after the segment in a directory only the writer's uid can enter (not
+the object itself, which any reader could flock to stall root's writes).
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import mmap
 import os
 import stat
-import time
-from typing import BinaryIO, Callable, Iterator, Optional
-
-from .. import syscalls
-from ..errors import Conflict, ShmctlError
+from typing import BinaryIO, Callable, ContextManager, Optional
 
 CHUNK = 1 << 20
-SYSV_LOCK_KEY = 0x73686D63  # "shmc"
-SYSV_LOCK_SLOTS = 128
-LOCK_TIMEOUT = 30.0
 
 Progress = Optional[Callable[[int], None]]
 
@@ -79,21 +69,33 @@ class Handle:
             return bytes(self.view[offset:offset + length])
         return _pread_all(self.fd, offset, length)
 
-    def send(self, out_fd: int, offset: int, length: int, progress: Progress = None) -> None:
-        """Copy a range to out_fd without a copy in user space. Pipes, sockets and files take
-        sendfile (the kernel splices the pages); a character device (a terminal, /dev/null)
-        takes write() straight from a read-only mapping, which sendfile would feed through
-        a pipe page by page. A page that vanishes under write() is EFAULT, never SIGBUS."""
-        end = offset + length
+    def send(self, out_fd: int, offset: int, length: int, progress: Progress = None) -> int:
+        """Copy a range to out_fd without a copy in user space; returns how many bytes were
+        copied, fewer than `length` if the file shrank meanwhile (the caller says so). Pipes,
+        sockets and files take sendfile (the kernel splices the pages); a character device
+        (a terminal, /dev/null) takes write() straight from a read-only mapping, which
+        sendfile would feed through a pipe page by page. A page that vanishes under write()
+        (the file was truncated) is EFAULT, never SIGBUS: that is where the copy stops."""
+        start, end = offset, offset + length
         if self.fd is not None and self.view is None:
             if not stat.S_ISCHR(os.fstat(out_fd).st_mode) or not length:
-                _sendfile(out_fd, self.fd, offset, end, progress)
-                return
+                return _sendfile(out_fd, self.fd, offset, end, progress) - start
             self.mapping(writable=False)
         while offset < end:
-            offset += _write_some(out_fd, self.view[offset:min(end, offset + CHUNK)])
+            chunk = self.view[offset:min(end, offset + CHUNK)]
+            try:
+                offset += _write_some(out_fd, chunk)
+            except OSError as exc:
+                if exc.errno != errno.EFAULT or self.shmid is not None:
+                    raise
+                break
+            finally:  # an error's traceback keeps the slice: the mapping could not be closed
+                chunk.release()
             if progress:
                 progress(offset)
+        if self.shmid is None and self.fd is not None:  # /dev/null never touches the pages: ask the file
+            offset = min(offset, max(start, os.fstat(self.fd).st_size))
+        return offset - start
 
     # --- writing ---
 
@@ -162,61 +164,14 @@ class Handle:
 
     # --- the write lock ---
 
-    @contextlib.contextmanager
-    def write_lock(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+    def write_lock(self, timeout: Optional[float] = None) -> ContextManager[None]:
+        """Held while writing, so that two shmctl writes never interleave (kinds/lock.py)."""
+        from . import lock
         if self.shmid is not None:
-            with sysv_lock(self.shmid, timeout):
-                yield
-            return
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise _busy(self.address, timeout) from None
-                time.sleep(0.01)
-        try:
-            yield
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-
-def _busy(address: str, timeout: float) -> Conflict:
-    return Conflict(f"write {address}", f"another writer has held its lock for {timeout:.0f}s",
-                    "try again when it is done")
-
-
-def _lock_set() -> int:
-    """The semaphore set of the SysV write locks: made with IPC_EXCL if missing; if present,
-    it must be ours in shape (SYSV_LOCK_SLOTS semaphores), or nothing is written."""
-    try:
-        return syscalls.semget(SYSV_LOCK_KEY, SYSV_LOCK_SLOTS, syscalls.IPC_CREAT | syscalls.IPC_EXCL | 0o666)
-    except ShmctlError as exc:
-        if exc.errno != errno.EEXIST:
-            raise
-    try:
-        return syscalls.semget(SYSV_LOCK_KEY, SYSV_LOCK_SLOTS, 0)
-    except ShmctlError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        raise Conflict("SysV write lock", f"semaphore set key 0x{SYSV_LOCK_KEY:08x} exists but is not shmctl's "
-                       f"(fewer than {SYSV_LOCK_SLOTS} semaphores)",
-                       f"if nothing else uses it: ipcrm -S 0x{SYSV_LOCK_KEY:08x}") from None
-
-
-@contextlib.contextmanager
-def sysv_lock(shmid: int, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    semid = _lock_set()
-    slot = shmid % SYSV_LOCK_SLOTS
-    # wait for zero, then take it: one atomic semop, so a fresh set (all zero) is unlocked
-    if not syscalls.semop(semid, [(slot, 0, 0), (slot, 1, syscalls.SEM_UNDO)], timeout):
-        raise _busy(f"sysv:{shmid}", timeout)
-    try:
-        yield
-    finally:
-        syscalls.semop(semid, [(slot, -1, syscalls.SEM_UNDO)])
+            name = lock.sysv_lock_name(self.shmid)
+        else:
+            name = lock.file_lock_name(os.fstat(self.fd))
+        return lock.write_lock(self.address, name, timeout)
 
 
 def _is_regular(fd: int) -> bool:
@@ -234,12 +189,13 @@ def _parallel_copy(src: int, src_offset: int, dst: int, offset: int, length: int
     step = -(-length // parts) // CHUNK * CHUNK or CHUNK
     done = [0] * parts
     errors: list = []
+    halt = threading.Event()
 
     def copy(i: int) -> None:
         buf = memoryview(bytearray(CHUNK))
         at, stop = i * step, min(length, (i + 1) * step)
         try:
-            while at < stop:
+            while at < stop and not halt.is_set():
                 got = os.preadv(src, [buf[:min(CHUNK, stop - at)]], src_offset + at)
                 if not got:
                     break
@@ -254,9 +210,14 @@ def _parallel_copy(src: int, src_offset: int, dst: int, offset: int, length: int
     threads = [threading.Thread(target=copy, args=(i,)) for i in range(1, parts)]
     for thread in threads:
         thread.start()
-    copy(0)
-    for thread in threads:
-        thread.join()
+    try:
+        copy(0)
+    except BaseException:  # a signal: the others stop before the caller closes their fds
+        halt.set()
+        raise
+    finally:
+        for thread in threads:
+            thread.join()
     if errors:
         raise errors[0]
     copied = sum(done)

@@ -2,14 +2,16 @@
 /proc/PID/maps. One segment is one (device, inode), however many processes map it."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-from ..errors import Conflict, NotFound, PermissionDenied, UsageError, from_oserror
+from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError
 from ..model import Segment
 from ..procfs.maps import DELETED, SharedMapping
 from . import View
+from .paths import lstat_path, same_file
 
 if TYPE_CHECKING:
     from ..address import Address
@@ -51,29 +53,37 @@ def is_hugetlb(m: SharedMapping, backing: str, view: View) -> bool:
 
 
 def _stat_backing(pid: int, m: SharedMapping, view: View) -> Optional[os.stat_result]:
-    """The file behind a mapping: by its path in the process's root, else through
-    map_files (root only; the only way into an anonymous or memfd segment)."""
-    candidates = [f"{view.proc}/{pid}/map_files/{m.start:x}-{m.end:x}"]
-    if not m.deleted and m.path.startswith("/"):
-        candidates.insert(0, f"{view.proc}/{pid}/root{m.path}")
-    for path in candidates:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (m.dev, m.inode):
+    """The file behind a mapping: through the mapping itself (map_files: root only, and the
+    only way into an anonymous or memfd segment), else by its path beneath the process's
+    root with no symlink followed; either way only if it is the mapped (device, inode)."""
+    try:
+        st = os.stat(f"{view.proc}/{pid}/map_files/{m.start:x}-{m.end:x}")
+        if same_file(st, m.dev, m.inode):
             return st
-    return None
+    except OSError:
+        pass
+    if m.deleted or not m.path.startswith("/"):
+        return None
+    try:
+        root = os.open(f"{view.proc}/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = lstat_path(m.path, base=root)
+    except ShmctlError:
+        return None
+    finally:
+        os.close(root)
+    return st if same_file(st, m.dev, m.inode) else None
 
 
 def _ours(path: str, dev: int, ino: int) -> bool:
-    """Whether `path` in our mount namespace is the file another process maps by that path
-    (a container's /tmp/x is not ours)."""
+    """Whether `path` in our mount namespace, symlinks unfollowed, is the file another
+    process maps by that path (a container's /tmp/x is not ours)."""
     try:
-        st = os.lstat(path)
-    except OSError:
+        return same_file(lstat_path(path), dev, ino)
+    except ShmctlError:
         return False
-    return (st.st_dev, st.st_ino) == (dev, ino)
 
 
 def _new_segment(m: SharedMapping, backing: str, st: Optional[os.stat_result], view: View) -> Segment:
@@ -123,20 +133,28 @@ def collect(view: View, all_mappings: bool = False, inode: Optional[int] = None)
     return list(segments.values())
 
 
-def _find_path(address: "Address", view: View) -> Segment:
+def _lstat(address: "Address") -> os.stat_result:
+    """The file at an mmap:/PATH address, with no symlink followed in any component."""
     try:
-        st = os.lstat(address.path)
-    except FileNotFoundError:
-        raise NotFound(str(address), "no such file") from None
-    except PermissionError:
-        raise PermissionDenied(str(address), "cannot stat the file", "run as its owner or root") from None
+        return lstat_path(address.path, str(address))
+    except ShmctlError as exc:
+        if exc.errno == errno.ENOENT:
+            raise NotFound(str(address), "no such file") from None
+        if isinstance(exc, PermissionDenied):
+            raise PermissionDenied(str(address), "cannot stat the file", "run as its owner or root") from None
+        raise
+
+
+def _find_path(address: "Address", view: View) -> Segment:
+    st = _lstat(address)
     if stat.S_ISLNK(st.st_mode):
         raise NotFound(str(address), "a symlink, not a segment", "give the path it points to")
     if not stat.S_ISREG(st.st_mode):
         raise NotFound(str(address), "not a regular file, so not a shared-memory segment")
     mapped = collect(view, all_mappings=True, inode=st.st_ino)
     mapped = [s for s in mapped if (s.device, s.id) == (st.st_dev, st.st_ino)]
-    if mapped:
+    if mapped:  # the name it was asked by (the maps may show another link to the same file)
+        mapped[0].address = str(address)
         return mapped[0]
     fstype = view.fstype(st.st_dev, os.getpid())
     backing = fstype if fstype in SHMEM_FS else "file"
@@ -164,16 +182,13 @@ def find(address: "Address", view: View) -> Segment:
 # --- lifecycle: create, open, remove ---
 
 def create(path: str, req: "FileRequest", view: View) -> "Created":
-    from .files import create_file, unlink_file
-
-    def open_new() -> int:
-        try:
-            return os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, req.mode)
-        except OSError as exc:
-            raise from_oserror(exc, f"create mmap:{path}") from None
     from . import file_users
+    from .files import Place, create_file, open_directory
+    where = f"mmap:{path}"
+    directory, name = os.path.split(path)
     req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
-    return create_file(f"mmap:{path}", path, req, open_new, lambda: unlink_file(f"mmap:{path}", path))
+    with Place(where, directory, open_directory(directory or "/", where), name) as place:
+        return create_file(place, req)
 
 
 def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
@@ -181,12 +196,12 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
     process that maps it (root only: CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)."""
     from .files import open_file
     if address.path is not None:
-        return open_file(str(address), address.path, writable)
+        return open_file(str(address), address.path, writable)  # no symlink followed, anywhere in it
     segment = find(address, view)
     a = segment.attachments[0]
     link = f"{view.proc}/{a.pid}/map_files/{a.start:x}-{a.end:x}"
-    try:
-        handle = open_file(str(address), link, writable, nofollow=False)  # map_files links are the way in
+    try:  # map_files links are the way in; the pid may have been reused since: check the file
+        handle = open_file(str(address), link, writable, nofollow=False, expect=(segment.device, segment.id))
     except PermissionDenied:
         raise PermissionDenied(str(address), "anonymous and memfd memory is reachable only through "
                                "/proc/PID/map_files", "run as root") from None
@@ -194,9 +209,23 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
 
 
 def remove(segment: Segment) -> None:
+    """Unlink the file's name, through its directory reached with no symlink followed, and
+    only while the name still is the (device, inode) that was found."""
+    from ..address import parse_address
     from .files import unlink_file
     if segment.backing in ("anonymous", "memfd") or segment.address.startswith("mmap:@"):
         holders = ", ".join(f"{a.pid} ({a.comm})" for a in segment.attachments or ()) or "no visible process"
         raise Conflict(segment.address, f"{segment.backing or 'deleted'} shared memory has no name to remove: "
                        f"it lives while processes map it: {holders}", "end those processes to free it")
-    unlink_file(segment.address, segment.address[len("mmap:"):])
+    path = parse_address(segment.address).path
+    unlink_file(segment.address, path, expect=(segment.device, segment.id))
+
+
+def not_shared_memory(segment: Segment, view: View) -> Optional[str]:
+    """What a segment is when it is no shared memory at all: a file on a disk filesystem
+    that processes map MAP_SHARED (a database), which bulk removal must never unlink."""
+    if segment.backing in SHMEM_FS or segment.backing in ("anonymous", "memfd"):
+        return None
+    pids = [a.pid for a in segment.attachments or ()] or [os.getpid()]
+    fstype = view.fstype(segment.device, pids[0]) if segment.device is not None else None
+    return f"a file on {fstype or 'a filesystem of unknown type'}, not shared memory"

@@ -105,24 +105,29 @@ def find(address: "Address", view: View) -> Segment:
 # --- lifecycle: create, open, remove ---
 
 def create(name: str, req: "FileRequest", view: View) -> "Created":
-    from .. import syscalls
-    from .files import create_file
+    """A new object in /dev/shm, as shm_open(O_CREAT|O_EXCL) would make it (glibc's shm_open
+    is open() there), but published only when whole: see files.create_file."""
+    from . import file_users
+    from .files import Place, create_file, open_directory
     where = posix_address(name)
     if name.startswith(SEM_PREFIX):
         raise UsageError(f"invalid POSIX name /{name}", "sem.* names belong to POSIX semaphores")
-    from . import file_users
     req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
-    return create_file(where, os.path.join(view.shm_dir, name), req,
-                       lambda: syscalls.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, req.mode),
-                       lambda: syscalls.shm_unlink(name))
+    with Place(where, view.shm_dir, open_directory(view.shm_dir, where), name) as place:
+        return create_file(place, req)
 
 
 def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
+    """The object opened relative to a /dev/shm directory fd: no symlink, FIFO or device
+    at the name is ever opened, and it must still be the entry that lstat_object saw."""
     from .files import open_file
-    lstat_object(address.name, view)  # says what the entry is when it is not a segment
-    return open_file(str(address), os.path.join(view.shm_dir, address.name), writable)
+    st = lstat_object(address.name, view)  # says what the entry is when it is not a segment
+    return open_file(str(address), os.path.join(view.shm_dir, address.name), writable,
+                     expect=(st.st_dev, st.st_ino))
 
 
 def remove(segment: Segment, view: View) -> None:
+    """unlinkat on a /dev/shm directory fd, only while the name is the object that was found."""
     from .files import unlink_file
-    unlink_file(segment.address, os.path.join(view.shm_dir, segment.name.lstrip("/")))
+    unlink_file(segment.address, os.path.join(view.shm_dir, segment.name.lstrip("/")),
+                expect=(segment.device, segment.id))

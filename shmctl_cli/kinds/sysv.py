@@ -10,7 +10,7 @@ from ..errors import Conflict, LimitReached, NotFound, PermissionDenied, ShmctlE
 from ..model import SHM_DEST, SHM_LOCKED, Segment
 from ..procfs.sysvipc import read_sysvipc_shm
 from ..units import format_key
-from . import View
+from . import View, adopt
 
 if TYPE_CHECKING:
     from ..address import Address
@@ -158,12 +158,17 @@ def remove(segment: Segment) -> None:
 class SysvRequest:
     def __init__(self, key: int, size: int, mode: int = 0o600, hugetlb: bool = False,
                  huge_size: Optional[int] = None, lock: bool = False, exist_ok: bool = False,
-                 dry_run: bool = False, fill=None):
+                 dry_run: bool = False, fill=None, owner: Optional[int] = None, larger_ok: bool = False):
         self.key, self.size, self.mode, self.hugetlb, self.huge_size = key, size, mode, hugetlb, huge_size
         self.lock, self.exist_ok, self.dry_run, self.fill = lock, exist_ok, dry_run, fill
+        self.owner = owner
+        self.wanted = adopt.Wanted(size, mode, owner, larger_ok)
 
 
 def _existing(req: SysvRequest, plan: List[str]):
+    """The segment that already has the key, adopted under --exist-ok only when it is what
+    was asked for. Anyone may take a free key first, and an owner may even hand a segment
+    to us with IPC_SET: its creator (cuid) stays theirs, so both uid and cuid must match."""
     from .. import syscalls
     from .files import Created
     if req.key == 0:
@@ -174,16 +179,30 @@ def _existing(req: SysvRequest, plan: List[str]):
         if exc.errno == errno.ENOENT:
             return None
         raise
-    where = f"sysv:{shmid}"
-    size = _stat(shmid, where).shm_segsz
+    where = f"create sysv:key={format_key(req.key)}"
+    ds = _stat_existing(shmid, where)
+    size = ds.shm_segsz
     if not req.exist_ok:
-        raise Conflict(f"create sysv:key={format_key(req.key)}", f"the key exists already: {where}, {size} bytes",
+        raise Conflict(where, f"the key exists already: sysv:{shmid}, {size} bytes",
                        "--exist-ok uses it; shmctl never reuses a key silently")
-    if size < req.size:
-        raise Conflict(f"create sysv:key={format_key(req.key)}", f"{where} exists with {size} bytes, fewer than "
-                       f"the {req.size} asked", "a SysV segment cannot grow: remove it and create it anew")
-    plan.append(f"{where} exists with {size} bytes: used as it is")
-    return Created(where, True, plan)
+    adopt.check(f"{where}: sysv:{shmid}", req.wanted, ds.shm_perm.uid, ds.shm_perm.mode, cuid=ds.shm_perm.cuid)
+    if req.fill is not None:
+        raise Conflict(where, f"the key exists already (sysv:{shmid}): --from is not written into an existing "
+                       "segment", f"shmctl write sysv:{shmid} FILE writes into it")
+    refusal = adopt.size_refusal(f"{where}: sysv:{shmid}", req.wanted, size,
+                                 "a SysV segment cannot grow: remove it and create it anew")
+    if refusal is not None:
+        raise refusal
+    plan.append(f"sysv:{shmid} exists with {size} bytes: used as it is")
+    return Created(f"sysv:{shmid}", True, plan)
+
+
+def _stat_existing(shmid: int, where: str):
+    try:
+        return _stat(shmid, f"sysv:{shmid}")
+    except PermissionDenied:
+        raise Conflict(where, f"the key exists already (sysv:{shmid}) and you may not even read its "
+                       "permissions: it is not yours", "choose another key") from None
 
 
 def huge_page_size(requested: Optional[int], proc: str) -> int:
@@ -277,9 +296,11 @@ def _shmget_error(exc: ShmctlError, req: SysvRequest, where: str) -> ShmctlError
 
 def create(req: SysvRequest, view: View):
     """shmget with IPC_CREAT|IPC_EXCL (never an existing key by accident), then the contents
-    and SHM_LOCK; a half-made segment is removed before the error is raised."""
+    and SHM_LOCK; a half-made segment is removed before the error is raised. Until it is
+    whole it has mode 0600, so no other user can attach a half-filled segment; the mode
+    (and --owner) asked for are set last. Losing a race for the key under --exist-ok adopts
+    the winner's segment, after the same checks as any existing one."""
     from .. import syscalls
-    from ..address import Address
     from .files import Created
     where = f"create sysv:key={format_key(req.key)}" if req.key else "create sysv"
     plan: List[str] = []
@@ -292,22 +313,43 @@ def create(req: SysvRequest, view: View):
                 + (", locked" if req.lock else ""))
     if req.dry_run:
         return Created("sysv", False, plan)
-    flags = syscalls.IPC_CREAT | syscalls.IPC_EXCL | req.mode
+    try:
+        shmid = syscalls.shmget(req.key, req.size, _shmget_flags(req))
+    except ShmctlError as exc:
+        if exc.errno == errno.EEXIST and req.exist_ok:
+            return _existing(req, plan) or _gone_again(where)
+        raise _shmget_error(exc, req, where) from None
+    try:
+        _finish(shmid, req, view)
+    except BaseException:
+        syscalls.shmctl_rmid(shmid)
+        raise
+    return Created(f"sysv:{shmid}", False, plan, undo=lambda: syscalls.shmctl_rmid(shmid))
+
+
+def _shmget_flags(req: SysvRequest) -> int:
+    from .. import syscalls
+    flags = syscalls.IPC_CREAT | syscalls.IPC_EXCL | (0o600 if req.fill is not None else req.mode)
     if req.hugetlb:
         flags |= syscalls.SHM_HUGETLB
         if req.huge_size:
             flags |= (req.huge_size.bit_length() - 1) << syscalls.SHM_HUGE_SHIFT
-    try:
-        shmid = syscalls.shmget(req.key, req.size, flags)
-    except ShmctlError as exc:
-        raise _shmget_error(exc, req, where) from None
-    try:
-        if req.lock:
-            syscalls.shmctl_lock(shmid)
-        if req.fill is not None:
-            with open_segment(Address("sysv", shmid=shmid), view, writable=True) as handle:
-                req.fill(handle)
-    except BaseException:
-        syscalls.shmctl_rmid(shmid)
-        raise
-    return Created(f"sysv:{shmid}", False, plan)
+    return flags
+
+
+def _finish(shmid: int, req: SysvRequest, view: View) -> None:
+    from .. import syscalls
+    from ..address import Address
+    if req.lock:
+        syscalls.shmctl_lock(shmid)
+    if req.fill is not None:
+        with open_segment(Address("sysv", shmid=shmid), view, writable=True) as handle:
+            req.fill(handle)
+    if req.fill is not None or (req.owner is not None and req.owner != os.geteuid()):
+        ds = syscalls.shmctl_stat(shmid)
+        owner = ds.shm_perm.uid if req.owner is None else req.owner
+        syscalls.shmctl_set(shmid, owner, ds.shm_perm.gid, req.mode)
+
+
+def _gone_again(where: str):
+    raise Conflict(where, "the key was taken and freed again by someone else while we created it", "try again")

@@ -53,9 +53,11 @@ class Resource:
 
 class DevShm:
     """The /dev/shm tmpfs (statvfs) and the POSIX objects in it. `unbacked` is what the
-    objects declare (st_size) beyond what they occupy: pages a writer will still need."""
+    objects declare (st_size) beyond what they occupy: pages a writer will still need.
+    `promised` is the same for every regular file on the filesystem (subdirectories and
+    semaphores too): what `create` counts before it makes more."""
     __slots__ = ("path", "size", "free", "used", "inodes", "inodes_free", "objects", "declared", "allocated",
-                 "unbacked")
+                 "unbacked", "promised")
 
     def __init__(self, path: str, size: Optional[int] = None, free: Optional[int] = None,
                  used: Optional[int] = None, inodes: Optional[int] = None, inodes_free: Optional[int] = None,
@@ -63,6 +65,14 @@ class DevShm:
         self.path, self.size, self.free, self.used = path, size, free, used
         self.inodes, self.inodes_free = inodes, inodes_free
         self.objects, self.declared, self.allocated, self.unbacked = objects, declared, allocated, unbacked
+        self.promised: Optional[int] = None
+
+    @property
+    def committed(self) -> Optional[int]:
+        """Used plus promised: what the tmpfs holds once every sparse file is written."""
+        if self.used is None or self.promised is None:
+            return None
+        return self.used + self.promised
 
     @property
     def shortfall(self) -> int:

@@ -90,7 +90,20 @@ def read_dev_shm(path: str) -> DevShm:
                  (st.f_blocks - st.f_bfree) * st.f_frsize if size else None,
                  st.f_files or None, st.f_ffree if st.f_files else None)
     add_posix_objects(shm)
+    add_promised(shm)
     return shm
+
+
+def add_promised(shm: DevShm) -> None:
+    """What sparse files anywhere on that filesystem promise: the count `create` checks."""
+    from ..kinds.files import SPARSE_FS, mount_of, promised_space
+    try:
+        dev = os.stat(shm.path).st_dev
+    except OSError:
+        return
+    mount = mount_of(dev, shm.path)
+    if mount.fstype in SPARSE_FS:
+        shm.promised = promised_space(mount.point, dev)[0]
 
 
 def add_posix_objects(shm: DevShm) -> None:

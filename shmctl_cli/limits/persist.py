@@ -3,9 +3,9 @@ file is rewritten whole, atomically (a temporary file in the same directory, the
 rename), keeping every other line of it."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
-import tempfile
 from typing import Dict, List, Optional
 
 from ..errors import Conflict, PermissionDenied, UsageError, from_oserror
@@ -54,25 +54,29 @@ class PersistPlan:
 
 
 def plan(path: str, values: Dict[str, object]) -> PersistPlan:
-    real = os.path.realpath(path)
+    """The file as it is now, read without following a symlink at its name (it is replaced
+    by rename, so a symlink there is refused rather than written through)."""
     try:
-        st = os.stat(real)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return PersistPlan(path, None, values)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Conflict(f"cannot persist to {path}", "it is a symbolic link",
+                           "give the file it points to") from None
         raise from_oserror(exc, f"cannot read {path}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise Conflict(f"cannot persist to {path}", "not a regular file", f"give a file such as "
-                       f"{os.path.join(default_dir(), DEFAULT_NAME)}")
-    try:
-        with open(real, encoding="utf-8", errors="surrogateescape") as f:
+    with open(fd, encoding="utf-8", errors="surrogateescape") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Conflict(f"cannot persist to {path}", "not a regular file", f"give a file such as "
+                           f"{os.path.join(default_dir(), DEFAULT_NAME)}")
+        try:
             return PersistPlan(path, f.read(), values)
-    except OSError as exc:
-        raise from_oserror(exc, f"cannot read {path}") from None
+        except OSError as exc:
+            raise from_oserror(exc, f"cannot read {path}") from None
 
 
 def require_writable(path: str) -> None:
-    directory = os.path.dirname(os.path.realpath(path)) or "."
+    directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         raise UsageError(f"cannot persist to {path}", f"no directory {directory}", "give a file in an existing "
                          "directory")
@@ -81,46 +85,17 @@ def require_writable(path: str) -> None:
 
 
 def write(persist: PersistPlan) -> None:
-    """Temporary file in the same directory, fsync, rename over the old one, fsync the
-    directory: a reader (or a crash) sees the old file or the new one, never half."""
-    real = os.path.realpath(persist.path)
-    directory, name = os.path.split(real)
+    """Through outfile: a temporary file in the same directory, fsync, rename over the old
+    one (never written through a symlink, never another user's file), fsync the directory:
+    a reader (or a crash) sees the old file or the new one, never half. The old file's
+    mode is kept; a new one is 0644, as sysctl.d files are."""
+    from ..kinds.access import write_all
+    from ..outfile import output_file
     try:
-        mode = stat.S_IMODE(os.stat(real).st_mode)
+        mode = stat.S_IMODE(os.lstat(persist.path).st_mode)
     except FileNotFoundError:
         mode = 0o644
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise from_oserror(exc, f"cannot persist to {persist.path}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write(persist.new_text)
-            f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(temp, real)
-    except OSError as exc:
-        _remove(temp)
-        raise from_oserror(exc, f"cannot persist to {persist.path}") from None
-    _sync_directory(directory)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _sync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with output_file(persist.path, replace=True, mode=mode) as fd:
+        write_all(fd, persist.new_text.encode("utf-8", "surrogateescape"))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Set
+from itertools import product
+from typing import Dict, List, Optional, Set
 
 from . import PROC, read_bytes
 
@@ -28,16 +29,42 @@ class SharedMapping:
         return self.path[: -len(DELETED)] if self.deleted else self.path
 
 
-def _unescape(raw: bytes) -> str:
-    # the kernel escapes a newline in a path as \012 (seq_file_path's "\n" escape set)
-    return os.fsdecode(raw.replace(b"\\012", b"\n"))
+def _unescape(raw: bytes, dev: int, inode: int) -> str:
+    """The path as bytes decoded like os.fsdecode (undecodable bytes as lone surrogates).
+    The kernel writes a newline in a path as \\012 (seq_file_path's "\\n" escape set) and
+    nothing else: not a backslash, so a name holding the four characters `\\012` reads the
+    same. Where it occurs, the reading whose file is the mapped one (device, inode) wins;
+    when none is (or too many readings), each \\012 is a newline."""
+    if b"\\012" not in raw:
+        return os.fsdecode(raw)
+    return os.fsdecode(_mapped_reading(raw, dev, inode) or raw.replace(b"\\012", b"\n"))
+
+
+def _mapped_reading(raw: bytes, dev: int, inode: int) -> Optional[bytes]:
+    parts = raw.split(b"\\012")
+    if len(parts) > 7:
+        return None
+    deleted = DELETED.encode()
+    for glue in product((b"\n", b"\\012"), repeat=len(parts) - 1):
+        candidate = parts[0] + b"".join(g + p for g, p in zip(glue, parts[1:]))
+        bare = candidate[: -len(deleted)] if candidate.endswith(deleted) else candidate
+        try:
+            st = os.lstat(bare)
+        except (OSError, ValueError):
+            continue
+        if (st.st_dev, st.st_ino) == (dev, inode):
+            return candidate
+    return None
 
 
 def parse_shared_maps(text: bytes) -> List[SharedMapping]:
     """Only the MAP_SHARED lines: private mappings are never shared memory."""
-    return [SharedMapping(int(m[1], 16), int(m[2], 16), m[3].decode(), int(m[4], 16),
-                          os.makedev(int(m[5], 16), int(m[6], 16)), int(m[7]), _unescape(m[8]))
-            for m in re.finditer(SHARED_LINE, text, re.M)]
+    mappings = []
+    for m in re.finditer(SHARED_LINE, text, re.M):
+        dev, inode = os.makedev(int(m[5], 16), int(m[6], 16)), int(m[7])
+        mappings.append(SharedMapping(int(m[1], 16), int(m[2], 16), m[3].decode(), int(m[4], 16), dev, inode,
+                                      _unescape(m[8], dev, inode)))
+    return mappings
 
 
 class MapsScan:

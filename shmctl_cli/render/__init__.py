@@ -1,5 +1,10 @@
 """Tables, plain text and JSON from the model. Never touches the kernel: what it needs
-(user names, process facts) is already in the segments or handed in."""
+(user names, process facts) is already in the segments or handed in.
+
+Every text that came from the system (names, paths, comms, command lines, user names) is
+untrusted: each output form writes it through `printable` (address.py), so it can neither
+drive a terminal nor make a line that reads as another segment; plain cells escape spaces
+too, rich cells are never read as markup, and JSON holds the same printable form."""
 from __future__ import annotations
 
 import os
@@ -7,6 +12,7 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Callable, Dict, List, Optional, Sequence
 
+from ..address import needs_escape, printable
 from ..model import STATUS_WORDS, Attachment, Inventory, Segment
 from ..units import format_key, format_mode, format_size, format_time, mode_string
 
@@ -43,14 +49,18 @@ def _name(value) -> str:
 
 
 def _processes(attachments) -> str:
+    """`pid:comm,...`, escaped here: a comm holding a comma would forge another process."""
     if attachments is None:
         return "-"
     seen, parts = set(), []
     for a in attachments:
         if a.pid not in seen:
             seen.add(a.pid)
-            parts.append(f"{a.pid}:{a.comm}")
+            parts.append(f"{a.pid}:{printable(a.comm, space=True).replace(',', _COMMA)}")
     return ",".join(parts) or "-"
+
+
+_COMMA = "\\x2c"
 
 
 def _status(flags) -> str:
@@ -80,13 +90,15 @@ def _status_cells(segments, style) -> List[str]:
 
 class Column:
     """A field of the segment (`get`) and how one value reads (`fmt(value, style)`, None
-    when the value is text already). `distinct`: format each distinct value once."""
-    __slots__ = ("get", "fmt", "right", "help", "distinct", "cells")
+    when the value is text already). `distinct`: format each distinct value once; `escaped`:
+    `fmt` escapes the text itself."""
+    __slots__ = ("get", "fmt", "right", "help", "distinct", "cells", "escaped")
 
     def __init__(self, get: Callable, fmt: Optional[Callable], right: bool = False, help: str = "",
-                 distinct: bool = True, cells: Optional[Callable] = None):
+                 distinct: bool = True, cells: Optional[Callable] = None, escaped: bool = False):
         self.get, self.fmt, self.right, self.help, self.distinct = get, fmt, right, help, distinct
         self.cells = cells  # (segments, style) -> texts, where a column knows a faster way
+        self.escaped = escaped
 
 
 def _field(name: str):
@@ -131,7 +143,7 @@ COLUMNS: Dict[str, Column] = {
     "BACKING": Column(attrgetter("backing", "kind"), lambda v, st: v[0] or v[1],
                       help="mmap: anonymous, memfd, tmpfs, hugetlbfs, file"),
     "PROCESSES": Column(_field("attachments"), lambda v, st: _processes(v),
-                        help="attached processes, pid:comm", distinct=False),
+                        help="attached processes, pid:comm", distinct=False, escaped=True),
 }
 
 DEFAULT_COLUMNS = {
@@ -148,8 +160,9 @@ def default_columns(kinds: Sequence[str]) -> List[str]:
 
 
 def _escape(cell: str) -> str:
-    # like lsipc --raw: a cell never holds white space, so awk's fields stay fields
-    return cell.replace("\\", "\\x5c").replace(" ", "\\x20").replace("\t", "\\x09").replace("\n", "\\x0a")
+    # like lsipc --raw: a cell never holds white space or a control character, so awk's
+    # fields stay fields and a line stays a segment
+    return printable(cell, space=True)
 
 
 def cell_text(column: str, segment: Segment, style: Style) -> str:
@@ -159,8 +172,7 @@ def cell_text(column: str, segment: Segment, style: Style) -> str:
 
 
 def _escaped(texts: List[str]) -> List[str]:
-    joined = "".join(texts)  # one C-level scan of the whole column
-    if " " in joined or "\t" in joined or "\n" in joined:
+    if needs_escape("".join(texts), space=True):  # C-level scans of the whole column
         return [_escape(t) for t in texts]
     return texts
 
@@ -192,7 +204,7 @@ def column_cells(column: str, segments: Sequence[Segment], style: Style, heading
     if col.fmt is _plain and None not in (values if distinct is None else distinct):
         return _pad(head + list(map(str, values)), align)  # digits: nothing to escape
     texts = values if col.fmt is None else [col.fmt(v, style) for v in values]
-    return _pad(head + _escaped(texts), align)
+    return _pad(head + (texts if col.escaped else _escaped(texts)), align)
 
 
 def cells(segments: Sequence[Segment], columns: Sequence[str], style: Style) -> List[List[str]]:
@@ -216,11 +228,14 @@ def rich_table(segments: Sequence[Segment], columns: Sequence[str], style: Style
                title: Optional[str] = None):
     from rich import box
     from rich.table import Table
+    from rich.text import Text
     table = Table(box=box.SIMPLE_HEAD, show_header=headings, header_style="bold", title=title, pad_edge=False)
     for name in columns:
         table.add_column(name, justify="right" if COLUMNS[name].right else "left", overflow="fold")
     for row in zip(*cells(segments, columns, style)) if segments else ():
-        table.add_row(*(_colour(name, text) for name, text in zip(columns, row)))
+        # Text, not a str: rich would read "[bold]" in a name as markup
+        table.add_row(*(Text.from_markup(_colour(name, text)) if name == "STATUS" else Text(text)
+                        for name, text in zip(columns, row)))
     return table
 
 
@@ -235,20 +250,24 @@ def _colour(column: str, text: str) -> str:
 
 # --- JSON: stable field names, numbers as numbers, ISO 8601 times, sizes in bytes ---
 
+def _text(value: Optional[str]) -> Optional[str]:
+    return value if value is None else printable(value)
+
+
 def attachment_dict(a: Attachment) -> dict:
-    data = {"pid": a.pid, "comm": a.comm, "uid": a.uid, "user": a.user,
+    data = {"pid": a.pid, "comm": printable(a.comm), "uid": a.uid, "user": _text(a.user),
             "start": f"0x{a.start:x}", "end": f"0x{a.end:x}", "length": a.length, "perms": a.perms,
             "offset": a.offset}
     if a.command is not None:
-        data["command"] = a.command
+        data["command"] = printable(a.command)
     return data
 
 
 def segment_dict(s: Segment, style: Style, processes: bool = True) -> dict:
     data = {
-        "address": s.address, "kind": s.kind, "id": s.id,
-        "key": s.key, "name": s.name if s.kind != "sysv" else None,
-        "owner": style.user(s.uid) if s.uid is not None else None,
+        "address": printable(s.address), "kind": s.kind, "id": s.id,
+        "key": s.key, "name": _text(s.name) if s.kind != "sysv" else None,
+        "owner": printable(style.user(s.uid)) if s.uid is not None else None,
         "uid": s.uid, "gid": s.gid, "cuid": s.cuid, "cgid": s.cgid,
         "mode": s.mode, "perms": mode_string(s.mode),
         "size": s.size, "rss": s.rss, "swap": s.swap, "nattch": s.nattch,
@@ -350,11 +369,19 @@ def attachment_rows(s: Segment) -> List[tuple]:
              a.command or a.comm) for a in s.attachments or ()]
 
 
+def _printable_fields(s: Segment, style: Style) -> List[tuple]:
+    return [(k, printable(v)) for k, v in detail_fields(s, style)]
+
+
+def _printable_rows(s: Segment) -> List[tuple]:
+    return [tuple(map(printable, row)) for row in attachment_rows(s)]
+
+
 def detail_text(s: Segment, style: Style) -> str:
-    fields = detail_fields(s, style)
+    fields = _printable_fields(s, style)
     width = max(len(k) for k, _ in fields)
     lines = [f"{k + ':':<{width + 1}} {v}" for k, v in fields]
-    rows = attachment_rows(s)
+    rows = _printable_rows(s)
     if rows:
         lines.append("processes:")
         table = [ATTACH_HEADERS] + rows
@@ -367,15 +394,16 @@ def rich_detail(s: Segment, style: Style):
     from rich import box
     from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
     fields = Table(box=None, show_header=False, pad_edge=False)
     fields.add_column(style="bold")
     fields.add_column()
-    for k, v in detail_fields(s, style):
-        fields.add_row(k, _colour("STATUS", v) if k == "status" else v)
-    rows = attachment_rows(s)
+    for k, v in _printable_fields(s, style):
+        fields.add_row(k, Text.from_markup(_colour("STATUS", v)) if k == "status" else Text(v))
+    rows = _printable_rows(s)
     if not rows:
         return fields
     procs = Table(*ATTACH_HEADERS, box=box.SIMPLE_HEAD, header_style="bold", title="attached processes")
     for row in rows:
-        procs.add_row(*row)
+        procs.add_row(*map(Text, row))
     return Group(fields, procs)

@@ -1,0 +1,217 @@
+"""Files that shmctl creates outside /dev/shm (`read -o FILE`), made safe in directories that
+other users can write to (/tmp, a user's own directory, a sticky 1777 directory).
+
+- Every name is reached through one open descriptor of FILE's directory, so the checks and
+  the publish happen in the same directory even if a path component is swapped meanwhile.
+  (The directory path itself is resolved as given, symlinks included; only FILE's last
+  component is never followed.)
+- Nothing existing is ever opened: the content goes to a fresh temp file in that directory,
+  created O_CREAT|O_EXCL|O_NOFOLLOW under a random name, filled, given its mode (0600 unless
+  asked, whatever the umask), fsynced, and only then published under FILE. A reader never
+  sees a half-written FILE; an error or a signal unlinks the temp and leaves FILE as it was.
+- Publishing a new FILE is renameat2(RENAME_NOREPLACE) (or link + unlink where the
+  filesystem lacks it): if someone created FILE meanwhile, even as a dangling symlink, it is
+  EEXIST and nothing of theirs is touched.
+- An existing FILE is replaced only when asked (`replace`), only if it is a regular file of
+  the caller's own euid, and by rename(), which swaps the directory entry and never writes
+  into the old file or follows a link. It is checked twice: before the copy and again just
+  before the rename. In a directory the attacker owns the two checks cannot close the race
+  (the owner may swap entries at will), but all the attacker can get is a rename of our
+  complete temp file over a name in their own directory: never a write into their file,
+  never one through their symlink.
+- A symlink, FIFO, socket, device or directory at FILE is refused: write to pipes and
+  devices through stdout (`-o -`).
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import signal
+import stat
+from typing import Iterator, Optional
+
+from .errors import Conflict, PermissionDenied, ShmctlError, from_oserror
+
+_KIND_OF = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")]
+_LOCAL_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOMEM)
+
+
+def local_error(exc: OSError, what: str) -> ShmctlError:
+    """A failure on a local file: exit 1, not 3 (no such *segment*) nor 6 (a *shared-memory*
+    limit); permission stays 4."""
+    if exc.errno in _LOCAL_ERRNOS:
+        error = ShmctlError(what, os.strerror(exc.errno))
+        error.errno = exc.errno
+        return error
+    return from_oserror(exc, what)
+
+
+class OutputFile:
+    """FILE being written: `fd` is the temp file; `publish()` puts it in place."""
+
+    def __init__(self, path: str, replace: bool = False, mode: int = 0o600, not_same_as: Optional[int] = None):
+        self.path, self.replace, self.mode = path, replace, mode
+        self.directory, self.name = _split(path)
+        self._not_same_as = os.fstat(not_same_as) if not_same_as is not None else None
+        self.dir_fd = self.fd = -1
+        self.temp = ""
+
+    def open(self) -> int:
+        try:
+            self.dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise local_error(exc, f"open {self.directory}") from None
+        self._check_existing()
+        self._create_temp()
+        return self.fd
+
+    def publish(self) -> None:
+        try:
+            os.fchmod(self.fd, self.mode)  # only now: a wider mode never shows a partial file
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise local_error(exc, f"write {self.path}") from None
+        self._check_temp_is_ours()
+        if self.replace and self._check_existing() is not None:
+            self._rename_over()
+        else:
+            self._publish_new()
+        self.temp = ""
+        with contextlib.suppress(OSError):  # the rename itself survives a crash
+            os.fsync(self.dir_fd)
+
+    def discard(self) -> None:
+        """Unlink the temp file (only if the name is still ours) and close everything."""
+        if self.temp and self._temp_is_ours():
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp, dir_fd=self.dir_fd)
+        self.temp = ""
+        for fd in (self.fd, self.dir_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self.dir_fd = -1
+
+    # --- checks ---
+
+    def _lstat(self) -> Optional[os.stat_result]:
+        try:
+            return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise local_error(exc, f"stat {self.path}") from None
+
+    def _check_existing(self) -> Optional[os.stat_result]:
+        """FILE as it is now: None if absent; an error if it may not be replaced."""
+        st = self._lstat()
+        if st is None:
+            return None
+        what = f"write {self.path}"
+        if self._not_same_as and (st.st_dev, st.st_ino) == (self._not_same_as.st_dev, self._not_same_as.st_ino):
+            raise Conflict(what, "it is the segment being read", "write the copy somewhere else")
+        for test, kind in _KIND_OF:
+            if test(st.st_mode):
+                raise Conflict(what, f"it is {kind}", "shmctl only replaces regular files; "
+                               "write to a pipe or device through stdout (-o -)")
+        if st.st_uid != os.geteuid():
+            raise PermissionDenied(what, f"it is owned by uid {st.st_uid}", "shmctl never replaces "
+                                   "another user's file: remove it or choose another name")
+        if not self.replace:
+            raise Conflict(what, "it exists", "--force replaces it")
+        return st
+
+    def _temp_is_ours(self) -> bool:
+        try:
+            st = os.stat(self.temp, dir_fd=self.dir_fd, follow_symlinks=False)
+        except OSError:
+            return False
+        mine = os.fstat(self.fd)
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def _check_temp_is_ours(self) -> None:
+        if not self._temp_is_ours():
+            self.temp = ""  # not ours to unlink any more
+            raise Conflict(f"write {self.path}", "the temporary file was moved or replaced by someone else",
+                           "write into a directory that only you can change")
+
+    # --- creating and publishing ---
+
+    def _create_temp(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        for _attempt in range(16):
+            temp = f".{self.name[:32]}.{secrets.token_hex(6)}.shmctl-tmp"
+            try:
+                with _signals_held():  # a signal between open() and knowing the name would leave it
+                    self.fd = os.open(temp, flags, 0o600, dir_fd=self.dir_fd)
+                    self.temp = temp
+                return
+            except FileExistsError:
+                continue  # someone took the name (or guessed it): another one
+            except OSError as exc:
+                raise local_error(exc, f"create a temporary file in {self.directory}") from None
+        raise Conflict(f"create a temporary file in {self.directory}", "every name tried was taken")
+
+    def _publish_new(self) -> None:
+        from . import syscalls
+        try:
+            syscalls.rename_noreplace(self.dir_fd, self.temp, self.name)
+            return
+        except ShmctlError as exc:
+            if exc.errno == errno.EEXIST:
+                raise self._appeared() from None
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise local_error(OSError(exc.errno, os.strerror(exc.errno)), f"write {self.path}") from None
+        try:  # no RENAME_NOREPLACE on this filesystem: link() is no-clobber too
+            os.link(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            raise self._appeared() from None
+        except OSError as exc:
+            raise local_error(exc, f"write {self.path}") from None
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp, dir_fd=self.dir_fd)
+
+    def _appeared(self) -> Conflict:
+        return Conflict(f"write {self.path}", "it was created by someone else during the copy",
+                        "nothing was written; choose another name")
+
+    def _rename_over(self) -> None:
+        try:
+            os.rename(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except OSError as exc:
+            raise local_error(exc, f"write {self.path}") from None
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP wait (pending in the kernel) until the block is done; their
+    Python handlers then run at once."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _split(path: str):
+    directory, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        raise Conflict(f"write {path}", "it is a directory", "name a file in it")
+    return directory or ".", name
+
+
+@contextlib.contextmanager
+def output_file(path: str, replace: bool = False, mode: int = 0o600,
+                not_same_as: Optional[int] = None) -> Iterator[int]:
+    """The descriptor to write FILE's content to; FILE appears, complete, when the block ends
+    without an exception (signals included: KeyboardInterrupt and Signalled leave no trace).
+    `not_same_as`: a descriptor whose file FILE must not be (the segment being read)."""
+    out = OutputFile(path, replace, mode, not_same_as)
+    try:
+        yield out.open()
+        out.publish()
+    finally:
+        out.discard()
