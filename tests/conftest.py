@@ -221,7 +221,9 @@ def _python_for_others():
             candidates.append((system, None))
         for python, path in candidates:
             path = path or _world_readable_copy()
-            probe = subprocess.run([*NOBODY, python, "-c", "import click, rich, psutil, shmctl_cli"],
+            # through env, as tests run it through prlimit: setpriv itself may exec what another
+            # program, run as that user, may not (a venv's python linking into /root)
+            probe = subprocess.run([*NOBODY, "env", python, "-c", "import click, rich, psutil, shmctl_cli"],
                                    capture_output=True, env=dict(os.environ, PYTHONPATH=path))
             if probe.returncode == 0:
                 _nobody_python = (python, path)
