@@ -15,8 +15,11 @@ class Exit(IntEnum):
     PERMISSION = 4
     CONFLICT = 5
     LIMIT = 6
+    COMMAND_NOT_RUNNABLE = 126  # attach -- CMD: the shell's codes for a command that cannot run
+    COMMAND_NOT_FOUND = 127
     HANGUP = 129  # 128 + SIGHUP: a signal N ends shmctl with 128 + N, as a shell reports it
     INTERRUPTED = 130  # 128 + SIGINT
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`shmctl list | head`), said silently
     TERMINATED = 143  # 128 + SIGTERM
 
 

@@ -3,8 +3,9 @@ other users can write to (/tmp, a user's own directory, a sticky 1777 directory)
 
 - Every name is reached through one open descriptor of FILE's directory, so the checks and
   the publish happen in the same directory even if a path component is swapped meanwhile.
-  (The directory path itself is resolved as given, symlinks included; only FILE's last
-  component is never followed.)
+  That directory is reached following only the symlinks that root or the caller own (such
+  as /var/run -> /run): one that another user planted on the way is refused (exit 5), and
+  FILE's last component is never followed.
 - Nothing existing is ever opened: the content goes to a fresh temp file in that directory,
   created O_CREAT|O_EXCL|O_NOFOLLOW under a random name, filled, given its mode (0600 unless
   asked, whatever the umask), fsynced, and only then published under FILE. A reader never
@@ -32,7 +33,7 @@ import signal
 import stat
 from typing import Iterator, Optional
 
-from .errors import Conflict, PermissionDenied, ShmctlError, from_oserror
+from .errors import Conflict, NotFound, PermissionDenied, ShmctlError, from_oserror
 
 _KIND_OF = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")]
@@ -60,10 +61,7 @@ class OutputFile:
         self.temp = ""
 
     def open(self) -> int:
-        try:
-            self.dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise local_error(exc, f"open {self.directory}") from None
+        self.dir_fd = _open_directory(self.directory, f"write {self.path}")
         self._check_existing()
         self._create_temp()
         return self.fd
@@ -194,6 +192,23 @@ def _signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _open_directory(directory: str, what: str) -> int:
+    """FILE's directory, reached through no symlink but root's and the caller's own (kinds/
+    paths): another user's symlink at /tmp/dumps must not send root's FILE into /etc."""
+    from .kinds.paths import open_directory
+    try:
+        pinned = open_directory(directory, what, trusted_links=True)
+    except NotFound as exc:  # a local directory, not a segment: exit 1 if missing, else 5
+        cls = ShmctlError if exc.errno is not None else Conflict  # a symlink or not a directory
+        raise cls(f"open {directory}", exc.why, exc.hint) from None
+    try:
+        return os.open(f"/proc/self/fd/{pinned}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise local_error(exc, f"open {directory}") from None
+    finally:
+        os.close(pinned)
 
 
 def _split(path: str):

@@ -22,7 +22,7 @@ def parse_size_note(text: str) -> Tuple[int, Optional[str]]:
     """Bytes for `4096`, `64K`, `1.5GiB`; and a note when a unit reads as decimal (`kB`)."""
     match = _SIZE.match(str(text))
     if not match:
-        raise UsageError(f"invalid size {text!r}", "expected a number with an optional unit",
+        raise UsageError(f"invalid size '{text}'", "expected a number with an optional unit",
                          "e.g. 4096, 64K, 1M, 1.5GiB")
     number, prefix, suffix = match.groups()
     unit, note = _BINARY[prefix.lower()], None
@@ -34,9 +34,9 @@ def parse_size_note(text: str) -> Tuple[int, Optional[str]]:
     from fractions import Fraction  # only where a size is parsed
     value = Fraction(number) * unit
     if value.denominator != 1:
-        raise UsageError(f"invalid size {text!r}", "not a whole number of bytes")
+        raise UsageError(f"invalid size '{text}'", "not a whole number of bytes")
     if value > MAX_SIZE:
-        raise UsageError(f"invalid size {text!r}", "too large", f"at most {MAX_SIZE} bytes")
+        raise UsageError(f"invalid size '{text}'", "too large", f"at most {MAX_SIZE} bytes")
     return int(value), note
 
 
@@ -72,7 +72,7 @@ _SECONDS = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(text: str) -> float:
     match = _DURATION.match(str(text))
     if not match:
-        raise UsageError(f"invalid duration {text!r}", "expected a number with an optional unit",
+        raise UsageError(f"invalid duration '{text}'", "expected a number with an optional unit",
                          "e.g. 30, 1.5s, 10m, 2h")
     return float(match.group(1)) * _SECONDS[match.group(2)]
 
@@ -81,9 +81,9 @@ def parse_mode(text: str) -> int:
     try:
         mode = int(str(text), 8)
     except ValueError:
-        raise UsageError(f"invalid mode {text!r}", "expected octal permissions", "e.g. 0600") from None
+        raise UsageError(f"invalid mode '{text}'", "expected octal permissions", "e.g. 0600") from None
     if not 0 <= mode <= 0o777:
-        raise UsageError(f"invalid mode {text!r}", "only permission bits 0000-0777 are allowed")
+        raise UsageError(f"invalid mode '{text}'", "only permission bits 0000-0777 are allowed")
     return mode
 
 

@@ -85,7 +85,10 @@ m = mmap.mmap(fd, 4096); print("ready", os.fstat(fd).st_ino, flush=True); sys.st
         assert f"mmap:{ours}" not in segments  # its path names a different file here
         assert segments[f"mmap:@{inode}"]["name"] == str(ours)
         r = run("rm", f"mmap:@{inode}")
-        assert r.code == 5 and ours.read_bytes() == b"our data"
+        # refused as unnamed memory, or (when a process elsewhere on the host maps another
+        # inode with that number: fresh tmpfs inodes start small) as ambiguous
+        assert (r.code, ours.read_bytes()) in ((5, b"our data"), (2, b"our data")), r
+        assert r.code == 5 or "that inode is on several devices" in r.err
     finally:
         child.stdin.close()
         child.wait(10)

@@ -345,3 +345,26 @@ def test_overcommit_is_for_files_only():
     r = run("create", "sysv", "--size", "4K", "--overcommit")
     assert r.code == 2 and r.err == ("shmctl: create sysv: --overcommit applies to files on tmpfs and hugetlbfs "
                                      "(SysV segments are bounded by shmmax and shmall instead)\n")
+
+
+def test_attach_kills_a_command_that_ignores_the_stop_signal(unique, shm_names):
+    """No wait without a bound: the first SIGTERM is passed on, the second kills the command."""
+    shm_names.append(unique.name)
+    assert run("create", f"/{unique.name}", "--size", "4K").code == 0
+    stubborn = ("import signal, time\n"
+                "signal.signal(signal.SIGTERM, lambda *a: print('ignored', flush=True))\n"
+                "print('ready', flush=True)\nwhile True: time.sleep(3600)\n")
+    proc = subprocess.Popen([*SHMCTL, "attach", f"/{unique.name}", "--", sys.executable, "-c", stubborn], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stdout.readline() == "ignored\n"  # passed on, and the command went on
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGKILL
+        assert proc.stderr.read().splitlines()[-1] == f"shmctl: detached posix:/{unique.name}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # shmctl and its command: nothing outlives the test
+            proc.wait()
+        proc.stdout.close(), proc.stderr.close()

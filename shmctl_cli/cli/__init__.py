@@ -73,9 +73,12 @@ def all_commands() -> Dict[str, click.Command]:
 
 
 def _fail(message: str, code: int) -> int:
-    # one line, whatever names or paths the message holds: they are escaped here, once
+    # one line, whatever names or paths the message holds: they are escaped here, once;
+    # a stderr that cannot take it (closed, full, a broken pipe) does not change the code
     from ..address import printable
-    sys.stderr.write(f"shmctl: {printable(message)}\n")
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"shmctl: {printable(message)}\n")
+        sys.stderr.flush()
     return code
 
 
@@ -96,7 +99,9 @@ def _occupy_closed_standard_fds() -> None:
             if taken != fd:
                 os.dup2(taken, fd)
                 os.close(taken)
-            if fd == 1:
+            if fd == 0:  # Python left sys.stdin None: `isatty()` must still answer
+                sys.stdin = open(0, "r", closefd=False)
+            elif fd == 1:
                 sys.stdout = open(1, "w", closefd=False)
             elif fd == 2:
                 sys.stderr = open(2, "w", closefd=False)
@@ -137,6 +142,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(str(exc), exc.exit_code)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:  # click's own answer to EPIPE is a silent exit 1: ours is 141
+        if isinstance(exc.__context__, BrokenPipeError):
+            _silence_stdout()
+            return Exit.BROKEN_PIPE
+        raise
     except click.UsageError as exc:  # one line, like every other error
         command = exc.ctx.command_path if exc.ctx else "shmctl"
         return _fail(f"{exc.format_message().rstrip('.')} (see '{command} --help')", exc.exit_code)
@@ -149,7 +159,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:
         # the reader went away (`shmctl list | head`): no traceback, the shell's SIGPIPE status
         _silence_stdout()
-        return 141
+        return Exit.BROKEN_PIPE
     except OSError as exc:  # a system call no layer above expected to fail: still one line
         from ..errors import from_oserror
         _silence_stdout()

@@ -7,29 +7,33 @@ import time
 
 import click
 
+from ..signals import STOPS
 from .params import ADDRESS, DURATION
 
 
-STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def _child_unblock() -> None:
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+    # every signal attach blocked, SIGCHLD too: a blocked mask is inherited through exec
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {*STOPS, signal.SIGCHLD})
 
 
 def _run_command(command) -> int:
     """The command's exit status (128+N if a signal N killed it). A stop signal sent to us
-    is passed on to it (a terminal's Ctrl-C reached it already), and we go on waiting."""
+    is passed on to it (a terminal's Ctrl-C reached it already), and we go on waiting; a
+    second one kills it (SIGKILL, as `timeout --kill-after`): no wait without a bound, even
+    for a command that ignores signals."""
+    from ..errors import Exit
     try:
         child = subprocess.Popen(list(command), preexec_fn=_child_unblock)
     except OSError as exc:  # the shell's convention: 127 not found, 126 not runnable
         import sys
         sys.stderr.write(f"shmctl: run {command[0]}: {exc.strerror}\n")
-        return 127 if isinstance(exc, FileNotFoundError) else 126
+        return Exit.COMMAND_NOT_FOUND if isinstance(exc, FileNotFoundError) else Exit.COMMAND_NOT_RUNNABLE
+    stops = 0
     while True:
         info = signal.sigwaitinfo({*STOPS, signal.SIGCHLD})
         if info.si_signo != signal.SIGCHLD and child.poll() is None:
-            child.send_signal(info.si_signo)
+            stops += 1
+            child.send_signal(info.si_signo if stops == 1 else signal.SIGKILL)
         status = child.poll()
         if status is not None:
             return status if status >= 0 else 128 - status
@@ -69,6 +73,7 @@ def attach_command(address, command, readonly, lock, duration):
     import os
 
     from .. import kinds
+    from ..address import printable
     from .output import note
 
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # taken by _wait, never mid-step
@@ -86,7 +91,9 @@ def attach_command(address, command, readonly, lock, duration):
             mode = "read-only" if readonly else "read-write"
             note(f"attached {handle.address} at 0x{start:x} ({handle.size} bytes, {mode}{', locked' if lock else ''}) "
                  f"in pid {os.getpid()}")
-            os.environ["SHMCTL_ADDRESS"] = handle.address
+            # the printed form, which every command reads back as this object (raw, a name
+            # holding `\x41` would reach another one)
+            os.environ["SHMCTL_ADDRESS"] = printable(handle.address)
             status = _wait(duration, command)
         finally:
             detach()

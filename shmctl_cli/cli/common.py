@@ -39,13 +39,18 @@ def open_source(path: str, what: str):
     """FILE, or '-' for stdin, opened for reading: (file object, size, or None for a pipe).
     Pipes, FIFOs and terminals are read so that a signal always gets through (signals.py);
     a FIFO is opened without waiting in open() for a writer."""
+    import errno
+    import fcntl
     import stat
 
-    from ..errors import from_oserror
+    from ..errors import from_errno, from_oserror
     from ..signals import PipeSource, open_fifo
     try:
         if path == "-":
             fd = os.dup(0)
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY:  # main() took a closed 0
+                os.close(fd)
+                raise from_errno(errno.EBADF, what, "stdin is closed: give FILE, or pipe the data in")
         else:
             st = os.stat(path)
             fd = open_fifo(path) if stat.S_ISFIFO(st.st_mode) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -16,7 +16,7 @@ def _sysv_key(address, key, ftok) -> int:
     if ftok:
         path, sep, proj = ftok.rpartition(",")
         if not sep:
-            raise UsageError(f"invalid --ftok {ftok!r}", "expected PATH,PROJ")
+            raise UsageError(f"invalid --ftok '{ftok}'", "expected PATH,PROJ")
         return derive(path, parse_proj(proj))
     if address.ftok:
         return derive(*address.ftok)

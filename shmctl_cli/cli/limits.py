@@ -186,7 +186,7 @@ def _resolve_group(text: Optional[str]) -> Optional[int]:
         return grp.getgrnam(text).gr_gid
     except KeyError:
         from ..errors import UsageError
-        raise UsageError(f"unknown group {text!r}", "no such group name", "give a name or a numeric gid") from None
+        raise UsageError(f"unknown group '{text}'", "no such group name", "give a name or a numeric gid") from None
 
 
 @limits_command.command("recommend")

@@ -19,7 +19,7 @@ class SizeParam(click.ParamType):
             click.echo(f"shmctl: note: {note}", err=True)
         if size < self.minimum:
             from ..errors import UsageError
-            raise UsageError(f"invalid size {value!r}", f"must be at least {self.minimum}")
+            raise UsageError(f"invalid size '{value}'", f"must be at least {self.minimum}")
         return size
 
 

@@ -17,7 +17,7 @@ def _parse_hex(text: str) -> bytes:
     try:
         return bytes.fromhex(cleaned)
     except ValueError:
-        raise UsageError(f"invalid --hex {text!r}", "expected pairs of hex digits",
+        raise UsageError(f"invalid --hex '{text}'", "expected pairs of hex digits",
                          "e.g. --hex 'de ad be ef'") from None
 
 
@@ -27,9 +27,9 @@ def _parse_byte(text: str) -> int:
     except ValueError:
         if len(text) == 1:
             return ord(text)
-        raise UsageError(f"invalid --fill {text!r}", "expected a byte: 0-255, 0x00-0xff or one character") from None
+        raise UsageError(f"invalid --fill '{text}'", "expected a byte: 0-255, 0x00-0xff or one character") from None
     if not 0 <= value <= 255:
-        raise UsageError(f"invalid --fill {text!r}", "a byte is 0-255")
+        raise UsageError(f"invalid --fill '{text}'", "a byte is 0-255")
     return value
 
 

@@ -73,7 +73,7 @@ def lock_timeout(environ: Mapping[str, str] = os.environ) -> float:
     except ValueError:
         value = -1.0
     if not (math.isfinite(value) and value >= 0):
-        raise UsageError(f"SHMCTL_LOCK_TIMEOUT={text!r}", "expected seconds, 0 or more",
+        raise UsageError(f"SHMCTL_LOCK_TIMEOUT='{text}'", "expected seconds, 0 or more",
                          "e.g. SHMCTL_LOCK_TIMEOUT=5")
     return value
 

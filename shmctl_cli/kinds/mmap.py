@@ -186,6 +186,8 @@ def create(path: str, req: "FileRequest", view: View) -> "Created":
     from .files import Place, create_file, open_directory
     where = f"mmap:{path}"
     directory, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        raise UsageError(f"create {where}", "the path names a directory, not a file", "e.g. mmap:/tmp/segment")
     req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
     with Place(where, directory, open_directory(directory or "/", where), name) as place:
         return create_file(place, req)
@@ -211,13 +213,12 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
 def remove(segment: Segment) -> None:
     """Unlink the file's name, through its directory reached with no symlink followed, and
     only while the name still is the (device, inode) that was found."""
-    from ..address import parse_address
     from .files import unlink_file
     if segment.backing in ("anonymous", "memfd") or segment.address.startswith("mmap:@"):
         holders = ", ".join(f"{a.pid} ({a.comm})" for a in segment.attachments or ()) or "no visible process"
         raise Conflict(segment.address, f"{segment.backing or 'deleted'} shared memory has no name to remove: "
                        f"it lives while processes map it: {holders}", "end those processes to free it")
-    path = parse_address(segment.address).path
+    path = segment.address[len("mmap:"):]  # the raw path: parse_address would decode a literal \xHH in it
     unlink_file(segment.address, path, expect=(segment.device, segment.id))
 
 

@@ -29,18 +29,22 @@ AT_FDCWD = -100
 _openat2_missing = False  # set once the kernel (or a seccomp filter) has said ENOSYS or EPERM
 
 
-def open_directory(path: str, where: Optional[str] = None, base: Optional[int] = None) -> int:
+def open_directory(path: str, where: Optional[str] = None, base: Optional[int] = None,
+                   trusted_links: bool = False) -> int:
     """An O_PATH|O_DIRECTORY fd of `path` (close it), reached without following a symlink in
     any component. `where` names the operation in error messages (default: the path).
     `base` is a directory fd that a relative (or, leading slash stripped, absolute) path is
     resolved beneath, e.g. a process's /proc/PID/root. Raises NotFound naming the component
-    that is a symlink or not a directory, or what the failed system call said."""
+    that is a symlink or not a directory, or what the failed system call said.
+    trusted_links=True follows the symlinks that root or the caller own (/var/run -> /run),
+    and only those: one that another user planted (in /tmp, or in their own directory) is
+    refused, as is every symlink its target leads through."""
     where = where or path
     normal = _normal(path, base)
     if not normal:  # "/", "." or "": the start itself
         return _start(path, where, base)
     fd = _openat2(normal, base)
-    return fd if fd is not None else _walk(normal, where, base)
+    return fd if fd is not None else _walk(normal, where, base, trusted_links)
 
 
 def open_at(dir_fd: Optional[int], name: str, flags: int, where: Optional[str] = None,
@@ -114,21 +118,55 @@ def _normal(path: str, base: Optional[int]) -> str:
     return "" if path == "." else path
 
 
-def _walk(path: str, where: str, base: Optional[int]) -> int:
-    """openat(O_NOFOLLOW|O_DIRECTORY) one component at a time from "/" (or base, or the cwd)."""
+def _walk(path: str, where: str, base: Optional[int], trusted_links: bool = False) -> int:
+    """openat(O_NOFOLLOW|O_DIRECTORY) one component at a time from "/" (or base, or the cwd);
+    with trusted_links, a symlink of root's or the caller's is read and its target walked
+    the same way (at most MAX_LINKS of them: ELOOP)."""
     fd = _start(path, where, base)
     done = "" if path.startswith("/") else "."
-    for part in filter(None, path.split("/")):
+    parts, links = [p for p in path.split("/") if p], 0
+    while parts:
+        part = parts.pop(0)
         shown = f"{done}/{part}" if done != "." else part
         try:
             next_fd = os.open(part, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
         except OSError as exc:
-            error = _component_error(exc, fd, part, shown, where)
-            os.close(fd)
-            raise error from None
+            target = _trusted_link(fd, part) if trusted_links and links < MAX_LINKS else None
+            if target is None:
+                error = _component_error(exc, fd, part, shown, where, trusted_links)
+                os.close(fd)
+                raise error from None
+            links += 1
+            parts[:0] = [p for p in target.split("/") if p]
+            if target.startswith("/"):
+                os.close(fd)
+                fd = _start("/", where, base)
+            done = shown
+            continue
         os.close(fd)
         fd, done = next_fd, shown
     return fd
+
+
+MAX_LINKS = 40  # the kernel's own bound on symlinks in one lookup
+
+
+def _trusted_link(dir_fd: int, name: str) -> Optional[str]:
+    """The target of the symlink `name` if root or the caller owns it, else None. The link
+    is pinned first (O_PATH|O_NOFOLLOW), so the owner checked is that of the target read."""
+    try:
+        link = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(link)
+        if not stat.S_ISLNK(st.st_mode) or st.st_uid not in (0, os.geteuid()):
+            return None
+        return os.readlink("", dir_fd=link)
+    except OSError:
+        return None
+    finally:
+        os.close(link)
 
 
 def _start(path: str, where: str, base: Optional[int]) -> int:
@@ -140,12 +178,16 @@ def _start(path: str, where: str, base: Optional[int]) -> int:
         raise from_oserror(exc, where) from None
 
 
-def _component_error(exc: OSError, dir_fd: int, part: str, shown: str, where: str) -> ShmctlError:
+def _component_error(exc: OSError, dir_fd: int, part: str, shown: str, where: str,
+                     trusted_links: bool = False) -> ShmctlError:
     if exc.errno in (errno.ENOTDIR, errno.ELOOP):
         try:
             kind = _file_type(os.stat(part, dir_fd=dir_fd, follow_symlinks=False).st_mode)
         except OSError:
             kind = "not a directory"
+        if kind == "symlink" and trusted_links:
+            return NotFound(where, f"{shown} is a symlink of another user (or one of too many), never followed",
+                            "give the path without it")
         if kind == "symlink":
             return NotFound(where, f"{shown} is a symlink, and symlinks in a path are never followed",
                             "give the path without symlinks")

@@ -50,9 +50,9 @@ def parse_assignments(texts: Sequence[str], page_size: int) -> Tuple[List[Change
         name = name.strip().lower()
         name = name[len("kernel."):] if name.startswith("kernel.") else name
         if not sep:
-            raise UsageError(f"invalid assignment {text!r}", "expected NAME=VALUE", "names: " + ", ".join(KEYS))
+            raise UsageError(f"invalid assignment '{text}'", "expected NAME=VALUE", "names: " + ", ".join(KEYS))
         if name not in KEYS:
-            raise UsageError(f"unknown limit {name!r}", "not one shmctl sets", "names: " + ", ".join(KEYS))
+            raise UsageError(f"unknown limit '{name}'", "not one shmctl sets", "names: " + ", ".join(KEYS))
         if name in changes:
             raise UsageError(f"{text}", f"{name} is given twice")
         number, note = parse_value(name, value.strip(), page_size)
@@ -153,6 +153,9 @@ def apply(changes: List[Change], proc: str = PROC) -> None:
         except OSError as exc:
             undo(written, proc)
             raise from_oserror(exc, f"cannot set {c.key}={c.value}", "nothing was changed") from None
+        except BaseException:  # a signal (exit 128+N) leaves nothing half set, this one included
+            undo([*written, c], proc)
+            raise
         written.append(c)
     for c in changes:
         c.kept = read_sysctl_int(c.key, proc)
@@ -173,7 +176,6 @@ def not_kept(changes: List[Change]) -> List[Change]:
 
 def apply_and_persist(changes: List[Change], plan=None, proc: str = PROC) -> None:
     """The values, then the file: a file that cannot be written undoes the values."""
-    from ..errors import ShmctlError
     from . import persist
     if plan is not None:
         persist.require_writable(plan.path)
@@ -182,6 +184,6 @@ def apply_and_persist(changes: List[Change], plan=None, proc: str = PROC) -> Non
         return
     try:
         persist.write(plan)
-    except ShmctlError:
+    except BaseException:  # an error or a signal: the values go back as the file stays
         undo([c for c in changes if c.changes], proc)
         raise

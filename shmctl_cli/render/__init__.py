@@ -290,7 +290,7 @@ def to_json(data) -> str:
 
 def inventory_json(inv: Inventory, style: Style, processes: bool, summary: Optional[dict] = None) -> str:
     data = {"segments": [segment_dict(s, style, processes) for s in inv.segments],
-            "hidden_processes": inv.hidden_processes, "not_segments": inv.skipped}
+            "hidden_processes": inv.hidden_processes, "not_segments": [printable(n) for n in inv.skipped]}
     if summary is not None:
         data["summary"] = summary
     return to_json(data)
