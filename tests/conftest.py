@@ -176,6 +176,22 @@ def cleanup_shm():
         subprocess.run(["ipcrm", "-m", str(shmid)], capture_output=True)
 
 
+# --- filesystems of a test's own (the session runs in a private mount namespace as root) ---
+
+def mount_tmpfs(path, size: str = "4m") -> None:
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=1777", "shmctl-test", str(path)], check=True)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A 4 MiB tmpfs of the test's own, mode 1777; unmounted at teardown."""
+    mnt = tmp_path / "tmpfs"
+    mnt.mkdir()
+    mount_tmpfs(mnt)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
 # --- other users: `nobody`, and a second, unprivileged uid ---
 
 SECOND_UID = 4242  # a uid no account uses: an attacker who is not `nobody`

@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from conftest import SECOND_UID, as_user, needs_isolation, needs_root, nobody_prefix, run, run_as
+from conftest import SECOND_UID, as_user, mount_tmpfs, needs_isolation, needs_root, nobody_prefix, run, run_as
 from shmctl_cli.units import format_size
 
 pytestmark = [needs_root, needs_isolation]
@@ -27,10 +27,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 CREATE_HINT = "--overcommit creates it anyway: the first writer past the space dies of SIGBUS"
 GROW_HINT = "--overcommit grows it anyway: the first writer past the space dies of SIGBUS"
 LOCK_HINT = "mlock allocates every page of the object; free space there, or attach without --lock"
-
-
-def mount_tmpfs(path: str, size: str) -> None:
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=1777", "none", path], check=True)
 
 
 @pytest.fixture

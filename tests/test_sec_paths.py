@@ -43,16 +43,6 @@ def victim_intact(victim):
     return victim.exists() and victim.read_bytes() == SECRET and victim.stat().st_uid == 0
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    """A tmpfs of our own (the session runs in a private mount namespace as root)."""
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=1777", "shmctl-test", str(mnt)], check=True)
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
 def fstype_of(path) -> str:
     return subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(path)], capture_output=True,
                           text=True, check=True).stdout.strip()

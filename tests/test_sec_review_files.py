@@ -85,15 +85,6 @@ def test_create_mmap_of_a_directory_path_is_a_usage_error(path, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.fixture
-def tmpfs(tmp_path):
-    mnt = tmp_path / "tmpfs"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=1777", "shmctl-test", str(mnt)], check=True)
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
 def test_rm_of_a_mapped_file_whose_name_holds_a_literal_escape(hold, tmpfs):
     """The name has the four characters \\x41: printed as \\x5cx41, read back as them, and
     removal must unlink that name, not decode it a second time into 'A'."""

@@ -113,6 +113,15 @@ def _occupy_closed_standard_fds() -> None:
 OUTPUT_ERRNOS = (errno.EBADF, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe or socket whose reader went away: poll says POLLERR. (Which
+    of click's versions says so in its exception's context differs; the kernel does not.)"""
+    import select
+    poller = select.poll()
+    poller.register(1, select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
+
+
 def _flush_stdout() -> None:
     if sys.stdout is not None:
         sys.stdout.flush()
@@ -142,8 +151,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(str(exc), exc.exit_code)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except SystemExit as exc:  # click's own answer to EPIPE is a silent exit 1: ours is 141
-        if isinstance(exc.__context__, BrokenPipeError):
+    except SystemExit:  # click's own answer to EPIPE (--help, --version) is a silent exit 1
+        if _reader_gone():
             _silence_stdout()
             return Exit.BROKEN_PIPE
         raise
