@@ -34,6 +34,8 @@ import stat
 from typing import Iterator, Optional
 
 from .errors import Conflict, NotFound, PermissionDenied, ShmctlError, from_oserror
+from .kinds.paths import identity, open_directory
+from .signals import STOPS
 
 _KIND_OF = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")]
@@ -56,7 +58,7 @@ class OutputFile:
     def __init__(self, path: str, replace: bool = False, mode: int = 0o600, not_same_as: Optional[int] = None):
         self.path, self.replace, self.mode = path, replace, mode
         self.directory, self.name = _split(path)
-        self._not_same_as = os.fstat(not_same_as) if not_same_as is not None else None
+        self._not_same_as = identity(os.fstat(not_same_as)) if not_same_as is not None else None
         self.dir_fd = self.fd = -1
         self.temp = ""
 
@@ -108,7 +110,7 @@ class OutputFile:
         if st is None:
             return None
         what = f"write {self.path}"
-        if self._not_same_as and (st.st_dev, st.st_ino) == (self._not_same_as.st_dev, self._not_same_as.st_ino):
+        if identity(st) == self._not_same_as:
             raise Conflict(what, "it is the segment being read", "write the copy somewhere else")
         for test, kind in _KIND_OF:
             if test(st.st_mode):
@@ -126,8 +128,7 @@ class OutputFile:
             st = os.stat(self.temp, dir_fd=self.dir_fd, follow_symlinks=False)
         except OSError:
             return False
-        mine = os.fstat(self.fd)
-        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+        return identity(st) == identity(os.fstat(self.fd))
 
     def _check_temp_is_ours(self) -> None:
         if not self._temp_is_ours():
@@ -184,10 +185,9 @@ class OutputFile:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP wait (pending in the kernel) until the block is done; their
-    Python handlers then run at once."""
-    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """The stop signals wait (pending in the kernel) until the block is done; their Python
+    handlers then run at once."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     try:
         yield
     finally:
@@ -197,7 +197,6 @@ def _signals_held() -> Iterator[None]:
 def _open_directory(directory: str, what: str) -> int:
     """FILE's directory, reached through no symlink but root's and the caller's own (kinds/
     paths): another user's symlink at /tmp/dumps must not send root's FILE into /etc."""
-    from .kinds.paths import open_directory
     try:
         pinned = open_directory(directory, what, trusted_links=True)
     except NotFound as exc:  # a local directory, not a segment: exit 1 if missing, else 5

@@ -198,9 +198,18 @@ SECOND_UID = 4242  # a uid no account uses: an attacker who is not `nobody`
 _made_dirs: list = []  # directories this session created (removed at its end, nothing else)
 
 
-def as_user(uid="nobody", gid="nogroup") -> list:
-    """setpriv argv: become uid/gid with no supplementary groups and no capabilities."""
-    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+ATTACKERS = ["nobody", SECOND_UID]  # the other users a test plays against root
+
+
+def own_group(uid):
+    """The group an attacker runs with: nobody's, or for a bare uid the gid of that number."""
+    return "nogroup" if uid == "nobody" else uid
+
+
+def as_user(uid="nobody", gid=None) -> list:
+    """setpriv argv: become uid/gid (default: own_group) with no supplementary groups and no
+    capabilities."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={own_group(uid) if gid is None else gid}", "--clear-groups"]
 
 
 NOBODY = as_user()
@@ -249,16 +258,28 @@ def _python_for_others():
     return _nobody_python
 
 
-def nobody_command(uid="nobody", gid="nogroup"):
+def nobody_command(uid="nobody", gid=None):
     """(argv prefix, env) that runs shmctl as `uid` with no capabilities at all."""
     python, path = _python_for_others()
     return [*as_user(uid, gid), python, "-m", "shmctl_cli"], {"PYTHONPATH": path}
 
 
-def python_as(uid="nobody", gid="nogroup") -> list:
+def python_as(uid="nobody", gid=None) -> list:
     """argv prefix that runs a Python script as `uid` (an attacker's helper process)."""
     python, _path = _python_for_others()
     return [*as_user(uid, gid), python]
+
+
+def attacker_runs(uid, *argv, cwd=None) -> str:
+    """argv run as the attacker `uid` (no capabilities), which must succeed: its stdout, stripped."""
+    done = subprocess.run([*as_user(uid), *map(str, argv)], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def attacker_python(uid, script: str, *args) -> str:
+    """A Python script run as the attacker `uid` (see attacker_runs)."""
+    return attacker_runs(uid, _python_for_others()[0], "-c", script, *args)
 
 
 class nobody_prefix(tuple):
@@ -282,7 +303,7 @@ def run_as_nobody(*args, wrappers=(), **kwargs) -> Result:
 
 def run_as(uid, *args, **kwargs) -> Result:
     """shmctl as another uid (`run_as(SECOND_UID, "list")`; gid = uid)."""
-    return run(*args, prefix=nobody_prefix(uid=uid, gid=uid if uid != "nobody" else "nogroup"), **kwargs)
+    return run(*args, prefix=nobody_prefix(uid=uid, gid=own_group(uid)), **kwargs)
 
 
 # --- shmctl's write locks: in directories of this session, never the host's /run/shmctl ---
@@ -310,6 +331,8 @@ def lock_dir_env(uid) -> dict:
 
 
 os.environ.update(lock_dir_env(os.geteuid()))
+ENV = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))  # for shmctl started by hand (Popen)
+SHMCTL = shmctl_cmd()
 
 
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root")

@@ -7,15 +7,9 @@ import sys
 import pytest
 
 from conftest import HERE, needs_isolation, nobody_prefix, run
-from kernel import ANSI, on_terminal
+from kernel import ANSI, created, held_lock, lock_path, on_terminal, wait_until_waiting
 
 pytestmark = needs_isolation
-
-
-def created(*args):
-    r = run("create", *args)
-    assert r.code == 0, r
-    return r.out.strip()
 
 
 @pytest.fixture
@@ -195,7 +189,6 @@ def test_concurrent_writes_never_interleave(kind):
 def test_a_writer_waits_for_the_lock(segments):
     """A second shmctl writer waits for the write lock (held here as shmctl holds it), then
     writes as soon as it is let go."""
-    from test_sec_locks import held_lock, lock_path, wait_until_waiting
     posix = segments[1]
     lock = lock_path("/dev/shm/shmctl-rw")
     with held_lock(lock):

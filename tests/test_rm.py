@@ -5,15 +5,9 @@ import subprocess
 import pytest
 
 from conftest import needs_isolation, nobody_prefix, run
-from kernel import ipcs_m, listed
+from kernel import created, ipcs_m, listed
 
 pytestmark = needs_isolation
-
-
-def created(*args):
-    r = run("create", *args)
-    assert r.code == 0, r
-    return r.out.strip()
 
 
 def hidden_processes() -> int:

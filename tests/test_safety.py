@@ -8,16 +8,10 @@ import sys
 import pytest
 
 from conftest import HERE, needs_isolation, nobody_prefix, run
-from kernel import ipcs_m, listed
+from kernel import created, held_lock, ipcs_m, listed, lock_path, wait_until_waiting
 
 pytestmark = needs_isolation
 ENV = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
-
-
-def created(*args):
-    r = run("create", *args)
-    assert r.code == 0, r
-    return r.out.strip()
 
 
 @pytest.fixture
@@ -28,7 +22,6 @@ def posix_object(cleanup_shm, unique):
 
 
 def test_a_grow_never_shrinks_what_another_writer_grew(posix_object):
-    from test_sec_locks import held_lock, lock_path, wait_until_waiting
     created(f"/{posix_object}", "--size", "4K")
     path = f"/dev/shm/{posix_object}"
     lock = lock_path(path)

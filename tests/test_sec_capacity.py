@@ -54,7 +54,7 @@ def free(path: str) -> int:
 
 def sparse(path: str, size: int, uid=None) -> None:
     """A sparse file: the promise an ftruncate makes (as `uid` when given: an attacker)."""
-    prefix = as_user(uid, uid if uid != "nobody" else "nogroup") if uid is not None else []
+    prefix = as_user(uid) if uid is not None else []
     subprocess.run([*prefix, "truncate", "-s", str(size), path], check=True)
 
 

@@ -5,15 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from conftest import HERE, ROOT, SECOND_UID, needs_isolation, python_as, run
+from conftest import ENV, ROOT, SECOND_UID, SHMCTL, attacker_python, needs_isolation, run
+from kernel import fd_links, wait_for
 
 pytestmark = [needs_isolation, pytest.mark.skipif(not ROOT, reason="needs root to play other users")]
-ENV = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
-SHMCTL = [sys.executable, "-m", "shmctl_cli"]
 
 ATTACKER_SYSV = """
 import ctypes, sys
@@ -38,12 +36,6 @@ os.fchmod(fd, int(sys.argv[3], 8))
 os.ftruncate(fd, int(sys.argv[2]))
 os.write(fd, b"attacker")
 """
-
-
-def attacker(script, *args):
-    out = subprocess.run([*python_as(SECOND_UID, SECOND_UID), "-c", script, *map(str, args)],
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip()
 
 
 @pytest.fixture
@@ -73,7 +65,7 @@ def sysv_row(key):
 
 def test_a_squatted_posix_name_is_not_adopted(unique, shm_names):
     shm_names.append(unique.name)
-    attacker(ATTACKER_POSIX, unique.name, 4096, "666")
+    attacker_python(SECOND_UID, ATTACKER_POSIX, unique.name, 4096, "666")
     r = run("create", f"/{unique.name}", "--size", "4K", "--exist-ok")
     assert r.code == 5 and r.out == ""
     assert r.err == (f"shmctl: posix:/{unique.name}: exists but is not what was asked: owned by uid {SECOND_UID}, "
@@ -91,11 +83,11 @@ def test_a_squatted_posix_name_is_not_adopted(unique, shm_names):
 
 
 def test_a_squatted_sysv_key_is_not_adopted_even_when_given_away(unique, sysv_ids):
-    sysv_ids.append(int(attacker(ATTACKER_SYSV, hex(unique.key), 4096, -1)))
+    sysv_ids.append(int(attacker_python(SECOND_UID, ATTACKER_SYSV, hex(unique.key), 4096, -1)))
     r = run("create", f"sysv:key={unique.key:#x}", "--size", "4K", "--exist-ok")
     assert r.code == 5 and f"owned by uid {SECOND_UID}, not root (uid 0)" in r.err
     given = unique.key + 1
-    sysv_ids.append(int(attacker(ATTACKER_SYSV, hex(given), 4096, 0)))
+    sysv_ids.append(int(attacker_python(SECOND_UID, ATTACKER_SYSV, hex(given), 4096, 0)))
     assert sysv_row(given)["uid"] == 0 and sysv_row(given)["cuid"] == SECOND_UID
     r = run("create", f"sysv:key={given:#x}", "--size", "4K", "--exist-ok")
     assert r.code == 5 and r.err.startswith(f"shmctl: create sysv:key={given:#010x}: sysv:")
@@ -172,27 +164,6 @@ def test_losing_the_race_under_exist_ok_adopts_the_winner(kind, unique, shm_name
 
 
 # --- half-made objects and signals ---
-
-def wait_for(condition, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.005)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def fd_links(pid):
-    """What a process has open, as /proc/PID/fd shows it (fds come and go while we look)."""
-    links = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:
-            continue
-    return links
-
 
 def unnamed_file_open(pid):
     """The O_TMPFILE file a create is filling shows in its fds as /dev/shm/#INODE (deleted)."""

@@ -10,7 +10,6 @@ import pty
 import re
 import select
 import subprocess
-import sys
 import time
 import uuid
 
@@ -18,11 +17,9 @@ import pytest
 
 import kernel
 
-from conftest import HERE, ROOT, SECOND_UID, needs_isolation, python_as
+from conftest import ENV, ROOT, SECOND_UID, SHMCTL, needs_isolation, python_as
 
 pytestmark = [needs_isolation, pytest.mark.skipif(not ROOT, reason="needs root to play other users")]
-ENV = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
-SHMCTL = [sys.executable, "-m", "shmctl_cli"]
 SHM = b"/dev/shm/"
 
 # what an attacker names its objects (each gets a unique prefix); '/' is the one byte a
@@ -86,7 +83,7 @@ class Attacker:
         relative = [(w, p[len(prefix):] if prefix and p.startswith(prefix) else p) for w, p in specs]
         args = [f"{what}:{path.hex()}" for what, path in relative]
         env = dict(os.environ, EVIL_COMM=COMM.hex(), ATTACK_DIRFD=str(base[1]) if base else "-1")
-        self.proc = subprocess.Popen([*python_as(uid, uid if uid != "nobody" else "nogroup"), "-c", ATTACKER,
+        self.proc = subprocess.Popen([*python_as(uid), "-c", ATTACKER,
                                       *args, *argv_tail], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=env, pass_fds=(base[1],) if base else ())
         self.inodes = {}

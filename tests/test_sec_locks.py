@@ -5,8 +5,6 @@ Every attack runs as `nobody` and as a second uid against root's writes, on real
 The session points SHMCTL_LOCK_DIR at directories of its own (conftest.lock_dir_env): no test
 touches the host's /run/shmctl or /tmp/shmctl-UID.
 """
-import contextlib
-import fcntl
 import os
 import shutil
 import stat
@@ -17,52 +15,12 @@ import time
 
 import pytest
 
-from conftest import HERE, ROOT, SECOND_UID, needs_isolation, python_as, run, run_as
+from conftest import ATTACKERS, ENV, ROOT, SECOND_UID, needs_isolation, python_as, run, run_as
+from kernel import created, held_lock, lock_path
 
 pytestmark = needs_isolation
-ATTACKERS = ["nobody", SECOND_UID]
 OLD_SEM_KEY = 0x73686D63
 BUSY = "held its lock throughout 1s (try again when it is done; SHMCTL_LOCK_TIMEOUT=SECONDS waits longer)"
-
-
-# --- helpers, also used by test_readwrite and test_safety ---
-
-def lock_path(path=None, shmid=None, lock_dir=None) -> str:
-    """Where shmctl's write lock of a file (by path) or a SysV segment lives."""
-    if shmid is not None:
-        name = f"sysv-{os.stat('/proc/self/ns/ipc').st_ino:x}-{shmid}"
-    else:
-        st = os.stat(path)
-        name = f"file-{st.st_dev:x}-{st.st_ino:x}"
-    return os.path.join(lock_dir or os.environ["SHMCTL_LOCK_DIR"], name)
-
-
-@contextlib.contextmanager
-def held_lock(path):
-    """Hold a write lock as shmctl does, and let it go as shmctl does (unlink, then close)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_ino == os.fstat(fd).st_ino:
-                os.unlink(path)
-        os.close(fd)
-
-
-def wait_until_waiting(proc: subprocess.Popen, path: str, deadline: float = 30) -> None:
-    """Until the process has the lock file open (it polls for the lock from then on)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        assert proc.poll() is None, "the writer ended instead of waiting for the lock"
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{proc.pid}/fd"):
-                with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{proc.pid}/fd/{fd}") == path:
-                        return
-        time.sleep(0.01)
-    raise AssertionError(f"pid {proc.pid} never opened {path}")
 
 
 def lock_holders(path: str) -> list:
@@ -72,17 +30,8 @@ def lock_holders(path: str) -> list:
         return [int(line.split()[4]) for line in f if line.split()[1] == "FLOCK" and line.split()[5] == wanted]
 
 
-def created(*args):
-    r = run("create", *args)
-    assert r.code == 0, r
-    return r.out.strip()
-
-
 def lock_files() -> list:
     return sorted(os.listdir(os.environ["SHMCTL_LOCK_DIR"]))
-
-
-ENV = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
 
 
 @pytest.fixture
@@ -115,8 +64,7 @@ def public():
 def attacker(uid, script, *args) -> subprocess.Popen:
     """A Python process of `uid` that runs `script`; it prints one line when it is ready and
     then holds on until its stdin closes."""
-    gid = "nogroup" if uid == "nobody" else uid
-    return subprocess.Popen([*python_as(uid, gid), "-c", script, *map(str, args)], stdin=subprocess.PIPE,
+    return subprocess.Popen([*python_as(uid), "-c", script, *map(str, args)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

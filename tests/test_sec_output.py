@@ -14,24 +14,17 @@ import time
 
 import pytest
 
-from conftest import HERE, SECOND_UID, needs_isolation, needs_root, python_as, run, run_as, shmctl_cmd
+from conftest import ATTACKERS, HERE, SECOND_UID, attacker_python, needs_isolation, needs_root, run, run_as, shmctl_cmd
 
 pytestmark = [needs_isolation, needs_root]
 
 VICTIM = b"root:secret-configuration\n"
-ATTACKERS = ["nobody", SECOND_UID]
 REFUSE_KIND = "(shmctl only replaces regular files; write to a pipe or device through stdout (-o -))"
 
 
 def uid_of(user) -> int:
     import pwd
     return pwd.getpwnam(user).pw_uid if isinstance(user, str) else user
-
-
-def as_attacker(user, code: str, *args) -> None:
-    """Run a line of Python as the attacker (no capabilities)."""
-    gid = "nogroup" if user == "nobody" else user
-    subprocess.run([*python_as(user, gid), "-c", code, *map(str, args)], check=True, timeout=60)
 
 
 @pytest.fixture
@@ -97,7 +90,7 @@ def temps(directory):
 def test_a_planted_symlink_is_never_followed(user, force, public, victim, segment):
     address, _ = segment()
     link = os.path.join(public, "out.bin")
-    as_attacker(user, "import os, sys; os.symlink(sys.argv[1], sys.argv[2])", victim, link)
+    attacker_python(user, "import os, sys; os.symlink(sys.argv[1], sys.argv[2])", victim, link)
     r = run("read", address, "-o", link, *(["--force"] if force else []))
     assert (r.code, r.err) == (5, f"shmctl: write {link}: it is a symbolic link {REFUSE_KIND}\n")
     assert contents(victim) == VICTIM and os.stat(victim).st_uid == 0
@@ -109,7 +102,7 @@ def test_a_dangling_symlink_does_not_create_its_target(user, public, tmp_path, s
     """O_CREAT through a dangling link would make a root file wherever the attacker points."""
     address, _ = segment()
     target, link = tmp_path / "cron.d-job", os.path.join(public, "out.bin")
-    as_attacker(user, "import os, sys; os.symlink(sys.argv[1], sys.argv[2])", target, link)
+    attacker_python(user, "import os, sys; os.symlink(sys.argv[1], sys.argv[2])", target, link)
     r = run("read", address, "-o", link)
     assert (r.code, r.err) == (5, f"shmctl: write {link}: it is a symbolic link {REFUSE_KIND}\n")
     assert not target.exists() and os.listdir(public) == ["out.bin"]
@@ -119,7 +112,7 @@ def test_a_dangling_symlink_does_not_create_its_target(user, public, tmp_path, s
 def test_a_planted_fifo_is_refused_without_hanging(force, public, segment):
     address, _ = segment()
     fifo = os.path.join(public, "out.bin")
-    as_attacker("nobody", "import os, sys; os.mkfifo(sys.argv[1], 0o666)", fifo)
+    attacker_python("nobody", "import os, sys; os.mkfifo(sys.argv[1], 0o666)", fifo)
     r = run("read", address, "-o", fifo, *(["--force"] if force else []), timeout=30)
     assert (r.code, r.err) == (5, f"shmctl: write {fifo}: it is a FIFO {REFUSE_KIND}\n")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(public) == ["out.bin"]
@@ -142,7 +135,7 @@ def test_a_socket_or_device_at_file_is_refused(public, segment):
 def test_a_file_of_another_user_is_never_replaced(force, public, segment):
     address, _ = segment()
     theirs = os.path.join(public, "out.bin")
-    as_attacker(SECOND_UID, "import sys; open(sys.argv[1], 'wb').write(b'theirs')", theirs)
+    attacker_python(SECOND_UID, "import sys; open(sys.argv[1], 'wb').write(b'theirs')", theirs)
     before = os.stat(theirs)
     r = run("read", address, "-o", theirs, *(["--force"] if force else []))
     assert (r.code, r.err) == (4, f"shmctl: write {theirs}: it is owned by uid {SECOND_UID} (shmctl never "
@@ -256,7 +249,7 @@ def test_root_in_a_directory_of_another_user(reachable, segment):
     st = os.stat(out)
     assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600) and os.listdir(theirs) == ["copy.bin"]
     planted = theirs / "planted"
-    as_attacker(SECOND_UID, "import sys; open(sys.argv[1], 'wb').write(b'x')", planted)
+    attacker_python(SECOND_UID, "import sys; open(sys.argv[1], 'wb').write(b'x')", planted)
     assert run("read", address, "-o", planted, "--force").code == 4 and contents(planted) == b"x"
 
 

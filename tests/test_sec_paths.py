@@ -10,19 +10,11 @@ import sys
 
 import pytest
 
-from conftest import HERE, ROOT, SECOND_UID, as_user, needs_isolation, run, shmctl_cmd
+from conftest import ATTACKERS, HERE, ROOT, attacker_runs, needs_isolation, run, shmctl_cmd
 
 pytestmark = [needs_isolation, pytest.mark.skipif(not ROOT, reason="plays root against other users")]
 
-ATTACKERS = ["nobody", SECOND_UID]
 SECRET = b"root's secret, never to be touched\n"
-
-
-def attacker(uid, cwd, *argv):
-    """Run argv as the attacker uid (no capabilities) in directory cwd."""
-    gid = "nogroup" if uid == "nobody" else uid
-    done = subprocess.run([*as_user(uid, gid), *argv], cwd=cwd, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture
@@ -53,11 +45,11 @@ def fstype_of(path) -> str:
 @pytest.mark.parametrize("uid", ATTACKERS)
 def test_a_mapped_files_directory_swapped_for_a_symlink_never_redirects(hold, arena, uid):
     shared, victims, victim = arena
-    attacker(uid, shared, "mkdir", "-m", "0777", "a")
+    attacker_runs(uid, "mkdir", "-m", "0777", "a", cwd=shared)
     h = hold({"kind": "file", "path": str(shared / "a" / "file"), "size": 4096, "touch": 4096})
     address = f"mmap:{shared}/a/file"
     assert run("stat", address).code == 0  # before the attack: a segment like any other
-    attacker(uid, shared, "sh", "-c", f"mv a a.old && ln -s {victims} a")
+    attacker_runs(uid, "sh", "-c", f"mv a a.old && ln -s {victims} a", cwd=shared)
     assert (shared / "a" / "file").read_bytes() == SECRET  # the attack is live: a path-based open lands there
     for args in (("rm", address, "--force"), ("write", address, "--data", "PWNED"), ("read", address),
                  ("stat", address), ("attach", address, "--for", "1")):
@@ -73,7 +65,7 @@ def test_a_mapped_files_directory_swapped_for_a_symlink_never_redirects(hold, ar
 @pytest.mark.parametrize("uid", ATTACKERS)
 def test_a_symlinked_component_in_a_typed_path_is_named(arena, uid):
     shared, victims, victim = arena
-    attacker(uid, shared, "ln", "-s", str(victims), "link")
+    attacker_runs(uid, "ln", "-s", str(victims), "link", cwd=shared)
     address = f"mmap:{shared}/link/file"
     for args in (("write", address, "--data", "PWNED", "--grow"), ("rm", address, "--force"), ("read", address)):
         r = run(*args)
@@ -85,7 +77,7 @@ def test_a_symlinked_component_in_a_typed_path_is_named(arena, uid):
 @pytest.mark.parametrize("uid", ATTACKERS)
 def test_a_planted_fifo_or_device_path_is_never_opened(arena, uid):
     shared, _victims, _victim = arena
-    attacker(uid, shared, "mkfifo", "fifo")
+    attacker_runs(uid, "mkfifo", "fifo", cwd=shared)
     for args in (("read",), ("write", "--data", "x"), ("rm", "--force")):
         r = run(args[0], f"mmap:{shared}/fifo", *args[1:], timeout=20)
         assert r.code == 3 and "fifo" in r.err and len(r.err.splitlines()) == 1, args
@@ -107,12 +99,12 @@ def paths(request, monkeypatch):
 @pytest.mark.parametrize("uid", ATTACKERS)
 def test_a_directory_fd_taken_before_the_swap_stays_in_the_checked_directory(hold, arena, paths, uid):
     shared, victims, victim = arena
-    attacker(uid, shared, "mkdir", "-m", "0777", "a")
+    attacker_runs(uid, "mkdir", "-m", "0777", "a", cwd=shared)
     h = hold({"kind": "file", "path": str(shared / "a" / "file"), "size": 4096, "touch": 100})
     mapped = h.objects[0]
     dir_fd = paths.open_directory(f"{shared}/a")
     try:
-        attacker(uid, shared, "sh", "-c", f"mv a a.old && ln -s {victims} a")
+        attacker_runs(uid, "sh", "-c", f"mv a a.old && ln -s {victims} a", cwd=shared)
         fd = paths.open_at(dir_fd, "file", os.O_RDWR, expect=(mapped["dev"], mapped["inode"]))
         try:
             assert os.pread(fd, 5, 0) == b"ZZZZZ"  # the mapped file, not the victim
@@ -128,10 +120,10 @@ def test_a_directory_fd_taken_before_the_swap_stays_in_the_checked_directory(hol
 def test_a_swap_between_two_components_fails_the_walk(arena, paths, uid):
     from shmctl_cli.errors import NotFound
     shared, victims, victim = arena
-    attacker(uid, shared, "mkdir", "-m", "0777", "a")
+    attacker_runs(uid, "mkdir", "-m", "0777", "a", cwd=shared)
     top = paths.open_directory(str(shared))  # the first steps are done ...
     try:
-        attacker(uid, shared, "sh", "-c", f"mv a a.old && ln -s {victims} a")  # ... the attacker swaps ...
+        attacker_runs(uid, "sh", "-c", f"mv a a.old && ln -s {victims} a", cwd=shared)  # ... the attacker swaps ...
         with pytest.raises(NotFound) as caught:  # ... and the next step refuses the symlink
             paths.open_directory("a", "test", base=top)
         assert "a is a symlink" in str(caught.value)
@@ -145,10 +137,10 @@ def test_a_swap_between_two_components_fails_the_walk(arena, paths, uid):
 @pytest.mark.parametrize("uid", ATTACKERS)
 def test_unlink_checked_leaves_a_replaced_name_alone(hold, tmpfs, paths, uid):
     from shmctl_cli.errors import Conflict, NotFound
-    attacker(uid, tmpfs, "mkdir", "-m", "0777", "a")
+    attacker_runs(uid, "mkdir", "-m", "0777", "a", cwd=tmpfs)
     h = hold({"kind": "file", "path": str(tmpfs / "a" / "file"), "size": 4096})
     mapped = h.objects[0]
-    attacker(uid, tmpfs, "sh", "-c", "mv a a.old && mkdir a && echo mine > a/file && ln -s file a/link")
+    attacker_runs(uid, "sh", "-c", "mv a a.old && mkdir a && echo mine > a/file && ln -s file a/link", cwd=tmpfs)
     dir_fd = paths.open_directory(f"{tmpfs}/a")
     try:
         with pytest.raises(Conflict, match="no longer the file that was found"):
@@ -179,12 +171,12 @@ def test_stat_of_a_mapping_never_follows_its_old_path(hold, arena):
     from shmctl_cli.kinds import View, mmap
     from shmctl_cli.procfs.maps import SharedMapping
     shared, victims, victim = arena
-    attacker("nobody", shared, "mkdir", "-m", "0777", "a")
+    attacker_runs("nobody", "mkdir", "-m", "0777", "a", cwd=shared)
     h = hold({"kind": "file", "path": str(shared / "a" / "file"), "size": 8192})
     obj = h.objects[0]
     start = obj["start"]
     seen = SharedMapping(start, start + 8192, "rw-s", 0, obj["dev"], obj["inode"], f"{shared}/a/file")
-    attacker("nobody", shared, "sh", "-c", f"mv a a.old && ln -s {victims} a")
+    attacker_runs("nobody", "sh", "-c", f"mv a a.old && ln -s {victims} a", cwd=shared)
     st = mmap._stat_backing(h.pid, seen, View())
     assert st is not None and (st.st_ino, st.st_size) == (obj["inode"], 8192)
     no_map_files = SharedMapping(0, 0, "rw-s", 0, obj["dev"], obj["inode"], f"{shared}/a/file")
@@ -205,7 +197,7 @@ def test_a_posix_name_swapped_after_it_was_found_is_not_removed(unique, cleanup_
     view = View()
     found = posix.find(Address("posix", name=unique.name), view)
     os.unlink(f"/dev/shm/{unique.name}")  # what we made goes; the attacker squats the name at once
-    attacker(uid, "/dev/shm", "sh", "-c", f"echo squatted > {unique.name}")
+    attacker_runs(uid, "sh", "-c", f"echo squatted > {unique.name}", cwd="/dev/shm")
     with pytest.raises(Conflict, match="replaced"):
         posix.remove(found, view)
     with open(f"/dev/shm/{unique.name}") as f:
@@ -289,7 +281,7 @@ def test_a_symlink_to_dev_shm_does_not_turn_a_path_into_a_posix_object(arena, un
     names, _ = cleanup_shm
     names.append(unique.name)
     assert run("create", f"/{unique.name}", "--size", "4K").code == 0  # someone's object in /dev/shm
-    attacker(uid, shared, "ln", "-s", "/dev/shm", "shm")
+    attacker_runs(uid, "ln", "-s", "/dev/shm", "shm", cwd=shared)
     r = run("rm", f"mmap:{shared}/shm/{unique.name}", "--force")
     assert r.code == 3 and f"{shared}/shm is a symlink" in r.err
     assert os.path.exists(f"/dev/shm/{unique.name}")
@@ -310,7 +302,7 @@ sys.stdin.read()
 def test_a_lease_on_the_file_does_not_stall_root(arena, uid):
     from conftest import python_as
     shared, _victims, _victim = arena
-    holder = subprocess.Popen([*python_as(uid, "nogroup" if uid == "nobody" else uid), "-c", LEASE_HOLDER],
+    holder = subprocess.Popen([*python_as(uid), "-c", LEASE_HOLDER],
                               cwd=shared, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "ready\n"

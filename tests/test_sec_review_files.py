@@ -3,23 +3,15 @@ file shmctl makes or removes. Each test plays `nobody` or SECOND_UID against roo
 the real files: what is in the victim's directory, what is left, the exit code and message."""
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
-from conftest import SECOND_UID, as_user, needs_isolation, needs_root, run
+from conftest import ATTACKERS, attacker_runs, needs_isolation, needs_root, run
 
 pytestmark = [needs_isolation, needs_root]
 
-ATTACKERS = ["nobody", SECOND_UID]
 PAYLOAD = b"* * * * * root sh /tmp/evil\n"
-
-
-def attacker(uid, *argv):
-    gid = "nogroup" if uid == "nobody" else uid
-    done = subprocess.run([*as_user(uid, gid), *argv], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ def segment(unique, cleanup_shm):
 @pytest.mark.parametrize("uid", ATTACKERS)
 def test_read_o_never_follows_another_users_symlink_in_the_directory_path(uid, places, segment):
     pub, victims = places
-    attacker(uid, "ln", "-s", victims, os.path.join(pub, "dumps"))
+    attacker_runs(uid, "ln", "-s", victims, os.path.join(pub, "dumps"))
     r = run("read", segment, "-o", os.path.join(pub, "dumps", "seg"))
     assert r.code == 5, r
     assert r.err == (f"shmctl: open {pub}/dumps: {pub}/dumps is a symlink of another user (or one of too many), "
@@ -70,7 +62,7 @@ def test_read_o_follows_roots_own_symlinks(places, segment):
 @pytest.mark.parametrize("uid", ATTACKERS)
 def test_roots_symlink_to_an_attackers_symlink_is_not_followed_through(uid, places, segment):
     pub, victims = places
-    attacker(uid, "ln", "-s", victims, os.path.join(pub, "theirs"))
+    attacker_runs(uid, "ln", "-s", victims, os.path.join(pub, "theirs"))
     os.symlink(os.path.join(pub, "theirs"), os.path.join(pub, "mine"))
     r = run("read", segment, "-o", os.path.join(pub, "mine", "seg"))
     assert r.code == 5 and "symlink of another user" in r.err, r

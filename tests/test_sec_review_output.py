@@ -10,10 +10,7 @@ import sys
 
 import pytest
 
-from conftest import HERE, ROOT, needs_isolation, run
-
-ENV = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
-SHMCTL = [sys.executable, "-m", "shmctl_cli"]
+from conftest import ENV, ROOT, SHMCTL, needs_isolation, run
 
 
 def _make(name: str, size: int = 4096, data: bytes = b"") -> str:

@@ -160,12 +160,12 @@ def resolve(address: "Address", view: View) -> "Address":
         return address
     directory, name = os.path.split(address.path)
     from ..errors import ShmctlError
-    from .paths import lstat_path
+    from .paths import identity, lstat_path
     try:  # no symlink followed: /tmp/evil -> /dev/shm must not turn mmap:/tmp/evil/x into posix:/x
         here, shm = lstat_path(directory), os.stat(view.shm_dir)
     except (OSError, ShmctlError):
         return address
-    in_shm = (here.st_dev, here.st_ino) == (shm.st_dev, shm.st_ino)
+    in_shm = identity(here) == identity(shm)
     if not in_shm or not name:
         return address
     from ..address import Address, check_posix_name

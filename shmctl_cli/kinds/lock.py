@@ -45,6 +45,7 @@ import time
 from typing import Iterator, List, Mapping, Optional
 
 from ..errors import Conflict, PermissionDenied, ShmctlError, UsageError
+from .paths import identity
 
 LOCK_TIMEOUT = 30.0
 ROOT_LOCK_DIR = "/run/shmctl"
@@ -208,8 +209,7 @@ def _still_linked(dir_fd: int, name: str, fd: int) -> bool:
         linked = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
-    held = os.fstat(fd)
-    return (linked.st_dev, linked.st_ino) == (held.st_dev, held.st_ino)
+    return identity(linked) == identity(os.fstat(fd))
 
 
 def _release(dir_fd: int, name: str, fd: int) -> None:
@@ -226,7 +226,7 @@ def _holders(dir_fd: int, name: str) -> List[int]:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except OSError:
         return []
-    return flock_holders(st.st_dev, st.st_ino)
+    return flock_holders(*identity(st))
 
 
 def _busy(what: str, timeout: float, holders: List[int]) -> Conflict:

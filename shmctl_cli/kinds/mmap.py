@@ -11,7 +11,7 @@ from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageErr
 from ..model import Segment
 from ..procfs.maps import DELETED, SharedMapping
 from . import View
-from .paths import lstat_path, same_file
+from .paths import identity, lstat_path, same_file
 
 if TYPE_CHECKING:
     from ..address import Address
@@ -152,7 +152,7 @@ def _find_path(address: "Address", view: View) -> Segment:
     if not stat.S_ISREG(st.st_mode):
         raise NotFound(str(address), "not a regular file, so not a shared-memory segment")
     mapped = collect(view, all_mappings=True, inode=st.st_ino)
-    mapped = [s for s in mapped if (s.device, s.id) == (st.st_dev, st.st_ino)]
+    mapped = [s for s in mapped if (s.device, s.id) == identity(st)]
     if mapped:  # the name it was asked by (the maps may show another link to the same file)
         mapped[0].address = str(address)
         return mapped[0]

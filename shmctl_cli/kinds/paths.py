@@ -103,8 +103,13 @@ def unlink_checked(dir_fd: int, name: str, dev: int, ino: int, where: Optional[s
         raise from_oserror(exc, f"unlink {where}") from None
 
 
+def identity(st: os.stat_result) -> Tuple[int, int]:
+    """(st_dev, st_ino): what names one file on the whole host, whatever its names."""
+    return st.st_dev, st.st_ino
+
+
 def same_file(st: os.stat_result, dev: int, ino: int) -> bool:
-    return (st.st_dev, st.st_ino) == (dev, ino)
+    return identity(st) == (dev, ino)
 
 
 # --- the parts ---
@@ -218,15 +223,10 @@ def _reopen(pinned: int, flags: int, where: str) -> int:
         if exc.errno == errno.EWOULDBLOCK:
             raise Conflict(f"open {where}", "another process holds a lease on it", "try again later") from None
         raise from_oserror(exc, f"open {where}") from None
-    if not same_file(os.fstat(fd), *_identity(pinned)):  # /proc not ours (a strange mount): refuse
+    if identity(os.fstat(fd)) != identity(os.fstat(pinned)):  # /proc not ours (a strange mount): refuse
         os.close(fd)
         raise Conflict(f"open {where}", "reopening it reached another file", "is /proc mounted?")
     return fd
-
-
-def _identity(fd: int) -> Tuple[int, int]:
-    st = os.fstat(fd)
-    return st.st_dev, st.st_ino
 
 
 def _file_type(mode: int) -> str:

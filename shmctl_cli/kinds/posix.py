@@ -121,9 +121,9 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
     """The object opened relative to a /dev/shm directory fd: no symlink, FIFO or device
     at the name is ever opened, and it must still be the entry that lstat_object saw."""
     from .files import open_file
+    from .paths import identity
     st = lstat_object(address.name, view)  # says what the entry is when it is not a segment
-    return open_file(str(address), os.path.join(view.shm_dir, address.name), writable,
-                     expect=(st.st_dev, st.st_ino))
+    return open_file(str(address), os.path.join(view.shm_dir, address.name), writable, expect=identity(st))
 
 
 def remove(segment: Segment, view: View) -> None:

@@ -161,7 +161,6 @@ class SysvRequest:
                  dry_run: bool = False, fill=None, owner: Optional[int] = None, larger_ok: bool = False):
         self.key, self.size, self.mode, self.hugetlb, self.huge_size = key, size, mode, hugetlb, huge_size
         self.lock, self.exist_ok, self.dry_run, self.fill = lock, exist_ok, dry_run, fill
-        self.owner = owner
         self.wanted = adopt.Wanted(size, mode, owner, larger_ok)
 
 
@@ -194,7 +193,7 @@ def _existing(req: SysvRequest, plan: List[str]):
     if refusal is not None:
         raise refusal
     plan.append(f"sysv:{shmid} exists with {size} bytes: used as it is")
-    return Created(f"sysv:{shmid}", True, plan)
+    return Created(f"sysv:{shmid}", plan)
 
 
 def _stat_existing(shmid: int, where: str):
@@ -312,7 +311,7 @@ def create(req: SysvRequest, view: View):
                 f"{req.size} bytes, mode {req.mode:04o}" + (", hugetlb" if req.hugetlb else "")
                 + (", locked" if req.lock else ""))
     if req.dry_run:
-        return Created("sysv", False, plan)
+        return Created("sysv", plan)
     try:
         shmid = syscalls.shmget(req.key, req.size, _shmget_flags(req))
     except ShmctlError as exc:
@@ -324,7 +323,7 @@ def create(req: SysvRequest, view: View):
     except BaseException:
         syscalls.shmctl_rmid(shmid)
         raise
-    return Created(f"sysv:{shmid}", False, plan, undo=lambda: syscalls.shmctl_rmid(shmid))
+    return Created(f"sysv:{shmid}", plan, undo=lambda: syscalls.shmctl_rmid(shmid))
 
 
 def _shmget_flags(req: SysvRequest) -> int:
@@ -345,10 +344,9 @@ def _finish(shmid: int, req: SysvRequest, view: View) -> None:
     if req.fill is not None:
         with open_segment(Address("sysv", shmid=shmid), view, writable=True) as handle:
             req.fill(handle)
-    if req.fill is not None or (req.owner is not None and req.owner != os.geteuid()):
+    if req.fill is not None or req.wanted.owner != os.geteuid():
         ds = syscalls.shmctl_stat(shmid)
-        owner = ds.shm_perm.uid if req.owner is None else req.owner
-        syscalls.shmctl_set(shmid, owner, ds.shm_perm.gid, req.mode)
+        syscalls.shmctl_set(shmid, req.wanted.owner, ds.shm_perm.gid, req.mode)
 
 
 def _gone_again(where: str):
