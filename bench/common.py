@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import sysconfig
@@ -48,10 +47,6 @@ def timed(argv: Sequence[str], runs: int = 7, stdout=subprocess.DEVNULL, stdin=N
         subprocess.run(argv, stdout=stdout, stdin=stdin, check=True)
         times.append(time.perf_counter() - start)
     return min(times)
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
 
 
 def ms(seconds: float) -> str:

@@ -17,13 +17,22 @@ from typing import Optional, Tuple
 
 from . import KINDS
 from .errors import UsageError
-from .units import KEY_MAX, format_key
+from .units import IPC_PRIVATE, KEY_MAX, format_key
 
 NAME_MAX = 255
-IPC_PRIVATE = 0
 
-FORMS = ("sysv:SHMID, sysv:key=KEY, sysv:ftok=PATH,PROJ, posix:/NAME (or /NAME), "
-         "mmap:/PATH or mmap:@INODE")
+# Every form an address takes, with its meaning: the address tables of `shmctl --help`, the
+# man page and README.md are generated from these rows (tools/docgen.py), and so is the hint
+# of a usage error.
+FORMS = (
+    ("sysv:SHMID", "SysV segment by shmid"),
+    ("sysv:key=KEY", "SysV segment by key (any base: 0x5eed0001, 1592590337)"),
+    ("sysv:ftok=PATH,PROJ", "SysV segment by the key ftok(3) derives from PATH and PROJ, as glibc does"),
+    ("posix:/NAME (or /NAME)", "POSIX object /dev/shm/NAME"),
+    ("mmap:/PATH", "a file mapped MAP_SHARED"),
+    ("mmap:@INODE", "an anonymous, memfd or deleted shared mapping, by its inode (qualified where needed)"),
+)
+EXPECTED = ", ".join(form for form, _ in FORMS[:-1]) + " or " + FORMS[-1][0]
 
 
 _HEX_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
@@ -102,10 +111,6 @@ class Address:
         return f"mmap:{self.path}"
 
 
-def sysv_id(shmid: int) -> str:
-    return f"sysv:{shmid}"
-
-
 def posix_address(name: str) -> str:
     return f"posix:/{name}"
 
@@ -153,7 +158,7 @@ def check_posix_name(name: str) -> str:
 
 
 def _bad(text: str, why: str) -> UsageError:
-    return UsageError(f"invalid address '{text}'", why, f"expected {FORMS}")
+    return UsageError(f"invalid address '{text}'", why, f"expected {EXPECTED}")
 
 
 def _parse_sysv(text: str, rest: str) -> Address:

@@ -8,19 +8,37 @@ from typing import Optional
 
 
 class Exit(IntEnum):
-    OK = 0
-    FAILED = 1
-    USAGE = 2
-    NOT_FOUND = 3
-    PERMISSION = 4
-    CONFLICT = 5
-    LIMIT = 6
-    COMMAND_NOT_RUNNABLE = 126  # attach -- CMD: the shell's codes for a command that cannot run
-    COMMAND_NOT_FOUND = 127
-    HANGUP = 129  # 128 + SIGHUP: a signal N ends shmctl with 128 + N, as a shell reports it
-    INTERRUPTED = 130  # 128 + SIGINT
-    BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader went away (`shmctl list | head`), said silently
-    TERMINATED = 143  # 128 + SIGTERM
+    """Every exit status shmctl returns, each with its one-line meaning: the exit-code tables
+    of `shmctl --help`, the man page and README.md are generated from this class alone
+    (tools/docgen.py). A signal N ends shmctl with 128 + N, as a shell reports it."""
+
+    meaning: str
+
+    def __new__(cls, code: int, meaning: str) -> "Exit":
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.meaning = meaning
+        return member
+
+    OK = 0, "success"
+    FAILED = 1, "operation failed (a system call failed for a reason none of the codes below names)"
+    USAGE = 2, "usage error: bad option, bad address, bad size"
+    NOT_FOUND = 3, "no such segment"
+    PERMISSION = 4, "permission denied"
+    CONFLICT = 5, "conflict: already exists, still attached, would truncate or overflow"
+    LIMIT = 6, "a kernel limit stops it (shmmax, shmall, shmmni, hugepage pool, tmpfs full, memlock)"
+    COMMAND_NOT_RUNNABLE = 126, ("attach -- CMD: CMD cannot run (the shell's code; "
+                                 "a CMD that ran gives its own status, 128+N if signal N killed it)")
+    COMMAND_NOT_FOUND = 127, "attach -- CMD: no such CMD (the shell's code)"
+    HANGUP = 129, "stopped by SIGHUP (128+N: signal N), after the same cleanup as on success or error"
+    INTERRUPTED = 130, "stopped by SIGINT (Ctrl-C), after the same cleanup"
+    BROKEN_PIPE = 141, "the reader of stdout went away (128 + SIGPIPE: `shmctl list | head`); said silently"
+    TERMINATED = 143, "stopped by SIGTERM, after the same cleanup"
+
+    @classmethod
+    def stopped_by(cls, signum: int) -> "Exit":
+        """The status of a run that a stop signal (SIGHUP, SIGINT, SIGTERM) ended."""
+        return cls(128 + signum)
 
 
 class Signalled(BaseException):

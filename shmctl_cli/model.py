@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional
 
-SHM_DEST = 0o1000
-SHM_LOCKED = 0o2000
-
 
 class _Record:
     __slots__ = ()
@@ -43,7 +40,7 @@ class Segment(_Record):
     processes were not scanned."""
     __slots__ = ("kind", "address", "id", "key", "name", "mode", "uid", "gid", "cuid", "cgid", "size", "rss",
                  "swap", "nattch", "cpid", "lpid", "atime", "dtime", "ctime", "mtime", "dest", "locked",
-                 "hugetlb", "semaphore", "orphan", "device", "backing", "page_size", "attachments", "orphan_unsure")
+                 "hugetlb", "semaphore", "orphan", "device", "backing", "attachments", "orphan_unsure")
 
     def __init__(self, kind: str, address: str, id: Optional[int] = None, key: Optional[int] = None,
                  name: Optional[str] = None, mode: int = 0, uid: Optional[int] = None,
@@ -53,7 +50,7 @@ class Segment(_Record):
                  atime: int = 0, dtime: int = 0, ctime: int = 0, mtime: int = 0, dest: bool = False,
                  locked: bool = False, hugetlb: bool = False, semaphore: bool = False,
                  orphan: Optional[str] = None, device: Optional[int] = None, backing: Optional[str] = None,
-                 page_size: Optional[int] = None, attachments: Optional[List[Attachment]] = None):
+                 attachments: Optional[List[Attachment]] = None):
         self.kind, self.address, self.id, self.key, self.name = kind, address, id, key, name
         self.mode, self.uid, self.gid, self.cuid, self.cgid = mode, uid, gid, cuid, cgid
         self.size, self.rss, self.swap, self.nattch = size, rss, swap, nattch
@@ -61,7 +58,7 @@ class Segment(_Record):
         self.atime, self.dtime, self.ctime, self.mtime = atime, dtime, ctime, mtime
         self.dest, self.locked, self.hugetlb, self.semaphore = dest, locked, hugetlb, semaphore
         self.orphan = orphan  # why it is an orphan, or None
-        self.device, self.backing, self.page_size = device, backing, page_size
+        self.device, self.backing = device, backing
         self.attachments = attachments
         self.orphan_unsure = False  # an orphan as far as visible: some processes were hidden
 

@@ -12,6 +12,7 @@ _BINARY = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE)
 MAX_SIZE = (1 << 63) - 1  # off_t and ssize_t are signed 64-bit
 KEY_MAX = 0xFFFFFFFF  # key_t is 32 bits
+IPC_PRIVATE = 0  # the key that asks shmget for a new segment, and names none
 
 
 def format_key(key: int) -> str:

@@ -46,6 +46,12 @@ ISOLATED = not ISOLATION_PROBLEM
 ROOT = os.geteuid() == 0
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "machine_wide: changes state the whole machine shares, not only this "
+                            "session's namespace (huge page pools, vm.* sysctls); put back afterwards, and "
+                            "deselected with -m 'not machine_wide'")
+
+
 def pytest_report_header(config):
     if ISOLATED:
         return "shmctl: isolated in a private IPC + mount namespace with its own /dev/shm"

@@ -257,6 +257,7 @@ def test_hugetlb_with_an_empty_pool():
 
 
 @needs_root
+@pytest.mark.machine_wide
 def test_hugetlb_segment_from_the_pool():
     saved = hugepages()
     try:

@@ -30,9 +30,10 @@ def default_huge_size():
 
 
 @pytest.fixture
-def pool_2m():
+def pool_2m(request):
     """The 2 MiB pool, restored afterwards; `base` is what it held (our pages come on top).
     Skipped where it is busy or where the kernel cannot give us three pages."""
+    assert request.node.get_closest_marker("machine_wide"), "a test that sizes a pool is marked machine_wide"
     if not ROOT or not os.path.isdir(POOL):
         pytest.skip("needs root and a 2 MiB huge page pool")
     saved = {f: read_pool(f) for f in ("nr_hugepages", "nr_overcommit_hugepages")}
@@ -50,7 +51,8 @@ def pool_2m():
 
 
 @pytest.fixture
-def hugetlb_shm_group():
+def hugetlb_shm_group(request):
+    assert request.node.get_closest_marker("machine_wide"), "a test that sets vm.* is marked machine_wide"
     with open("/proc/sys/vm/hugetlb_shm_group") as f:
         saved = f.read()
     yield int(saved)
@@ -64,6 +66,7 @@ def two_mb_pool(data):
 
 # --- limits hugepages ---
 
+@pytest.mark.machine_wide
 def test_count_sets_the_pool_and_reports_what_the_kernel_allocated(pool_2m):
     r = run("limits", "hugepages", "--size", "2M", "--count", pool_2m + 3)
     assert r.code == 0, r
@@ -77,6 +80,7 @@ def test_count_sets_the_pool_and_reports_what_the_kernel_allocated(pool_2m):
     assert data["persisted"] is None and read_pool("nr_hugepages") == pool_2m + 2
 
 
+@pytest.mark.machine_wide
 def test_hugetlb_segment_is_counted_in_the_pool_and_listed_as_hugetlb(pool_2m, hold):
     assert run("limits", "hugepages", "--size", "2M", "--count", pool_2m + 3).code == 0
     holder = hold({"kind": "sysv", "size": 2 * MB2, "hugetlb": True, "touch": MB2})
@@ -99,12 +103,14 @@ def test_hugetlb_segment_is_counted_in_the_pool_and_listed_as_hugetlb(pool_2m, h
     assert read_pool("nr_hugepages") == 0 == two_mb_pool(limits_json())["total"]
 
 
+@pytest.mark.machine_wide
 def test_overcommit(pool_2m):
     r = run("limits", "hugepages", "--size", "2M", "--overcommit", 2, "--json")
     assert r.code == 0 and r.json()["overcommit"] == 2 == read_pool("nr_overcommit_hugepages")
     assert r.json()["asked"] is None and r.json()["got"] is None
 
 
+@pytest.mark.machine_wide
 def test_persist_writes_vm_nr_hugepages_for_the_default_size(pool_2m, tmp_path):
     if default_huge_size() != MB2:
         pytest.skip("2 MiB is not the default huge page size here")
@@ -118,6 +124,7 @@ def test_persist_writes_vm_nr_hugepages_for_the_default_size(pool_2m, tmp_path):
     assert r.code == 0 and (tmp_path / "60-shmctl.conf").read_text() == HEADER + f"vm.nr_hugepages = {pool_2m}\n"
 
 
+@pytest.mark.machine_wide  # writes the 1 GiB pool's size (the same count back)
 @pytest.mark.skipif(not (ROOT and os.path.isdir(GIGANTIC)), reason="needs root and a 1 GiB pool")
 def test_persist_of_another_size_names_the_kernel_command_line(tmp_path):
     count = read_pool("nr_hugepages", GIGANTIC) - read_pool("surplus_hugepages", GIGANTIC)  # unchanged: no allocation
@@ -238,6 +245,7 @@ def test_recommend_hugepages_pool_group_and_memlock():
 
 
 @needs_isolation
+@pytest.mark.machine_wide
 @pytest.mark.usefixtures("sysctls")
 def test_recommend_apply(pool_2m, hugetlb_shm_group):
     assert run("limits", "set", "shmmax=1M").code == 0

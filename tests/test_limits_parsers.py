@@ -7,9 +7,10 @@ import pytest
 from shmctl_cli.errors import Exit, ShmctlError
 from shmctl_cli.limits import KERNEL_DEFAULT, HugePool, Resource, use_percent
 from shmctl_cli.limits.hugepages import PoolResult, shortfall_error
+from shmctl_cli.limits.persist import update_sysctl_conf
 from shmctl_cli.limits.setting import Change, is_assignment, not_kept, parse_assignments, parse_value
 from shmctl_cli.procfs.hugepages import parse_pool_name, pool_name, read_node_pools, read_pools
-from shmctl_cli.procfs.sysctl import parse_line, parse_sysctl_conf, update_sysctl_conf
+from shmctl_cli.procfs.sysctl import parse_line, parse_sysctl_conf
 
 CAPTURED_CONF = """\
 # /etc/sysctl.d/99-postgres.conf

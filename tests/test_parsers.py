@@ -19,8 +19,14 @@ SYSVIPC_OLD = b"""\
 """
 
 
+def sysvipc_rows(text):
+    """The records as tuples of ints in FIELDS order."""
+    columns = sysvipc.parse_sysvipc_shm_columns(text)
+    return list(zip(*(columns[f] for f in sysvipc.FIELDS)))
+
+
 def test_sysvipc_columns_and_conversions():
-    rows = sysvipc.parse_sysvipc_shm(SYSVIPC)
+    rows = sysvipc_rows(SYSVIPC)
     fields = [dict(zip(sysvipc.FIELDS, r)) for r in rows]
     dest, plain, locked = fields
     assert dest["key"] == 0 and dest["perms"] == 0o1600  # SHM_DEST + 0600
@@ -34,15 +40,15 @@ def test_sysvipc_columns_and_conversions():
 
 
 def test_sysvipc_without_rss_and_swap():
-    (row,) = sysvipc.parse_sysvipc_shm(SYSVIPC_OLD)
+    (row,) = sysvipc_rows(SYSVIPC_OLD)
     record = dict(zip(sysvipc.FIELDS, row))
     assert record["size"] == 10000 and record["rss"] is None and record["swap"] is None
 
 
 def test_sysvipc_empty_and_torn():
-    assert sysvipc.parse_sysvipc_shm(SYSVIPC.split(b"\n", 1)[0] + b"\n") == []
+    assert sysvipc_rows(SYSVIPC.split(b"\n", 1)[0] + b"\n") == []
     with pytest.raises(ValueError):
-        sysvipc.parse_sysvipc_shm(SYSVIPC + b"1 2 3\n")
+        sysvipc_rows(SYSVIPC + b"1 2 3\n")
 
 
 def test_sysv_segments_carry_status_bits_not_in_mode():

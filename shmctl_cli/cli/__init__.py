@@ -51,18 +51,28 @@ class LazyGroup(click.Group):
         return self.commands.get(name)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT)
+class ShmctlGroup(LazyGroup):
+    """The top-level group: its help ends with the address forms and the exit codes, written
+    from address.FORMS and errors.Exit when help is asked for (never copied by hand, and
+    nothing more imported at start-up)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from ..address import FORMS
+        with formatter.section("Addresses"):
+            formatter.write_dl(FORMS)
+        with formatter.section("Exit codes"):
+            formatter.write_dl([(str(code.value), code.meaning) for code in Exit])
+        super().format_epilog(ctx, formatter)
+
+
+@click.group(cls=ShmctlGroup, lazy=COMMANDS, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="shmctl", message="%(prog)s %(version)s")
 def cli() -> None:
     """See, create, fill, hold and remove Linux shared memory: SysV (shmget), POSIX
     (shm_open, /dev/shm) and mmap (MAP_SHARED files, anonymous memory, memfds).
 
-    Every segment has one address, printed by `list` and accepted by every command:
-    sysv:SHMID, sysv:key=KEY, posix:/NAME (or /NAME), mmap:/PATH, mmap:@INODE.
-
-    Exit codes: 0 ok, 1 failed, 2 usage, 3 no such segment, 4 permission denied,
-    5 conflict (exists, attached, would truncate), 6 a kernel limit, 128+N stopped by
-    signal N (129 SIGHUP, 130 SIGINT, 143 SIGTERM).
+    Every segment has one address, printed by `list` and accepted by every command
+    (the forms are below).
     """
 
 
@@ -82,8 +92,8 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _signal_status(exc: BaseException) -> int:
-    return 128 + getattr(exc, "signum", signal.SIGINT)
+def _signal_status(exc: BaseException) -> Exit:
+    return Exit.stopped_by(getattr(exc, "signum", signal.SIGINT))
 
 
 def _occupy_closed_standard_fds() -> None:

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from ..errors import Exit
 from ..signals import STOPS
 from .params import ADDRESS, DURATION
 
@@ -21,7 +22,6 @@ def _run_command(command) -> int:
     is passed on to it (a terminal's Ctrl-C reached it already), and we go on waiting; a
     second one kills it (SIGKILL, as `timeout --kill-after`): no wait without a bound, even
     for a command that ignores signals."""
-    from ..errors import Exit
     try:
         child = subprocess.Popen(list(command), preexec_fn=_child_unblock)
     except OSError as exc:  # the shell's convention: 127 not found, 126 not runnable
@@ -46,15 +46,15 @@ def _wait(duration, command) -> int:
     if command:
         return _run_command(command)
     if duration is None:
-        return 128 + signal.sigwaitinfo(STOPS).si_signo
+        return Exit.stopped_by(signal.sigwaitinfo(STOPS).si_signo)
     deadline = time.monotonic() + duration
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            return 0
+            return Exit.OK
         info = signal.sigtimedwait(STOPS, left)
         if info is not None:
-            return 128 + info.si_signo
+            return Exit.stopped_by(info.si_signo)
 
 
 @click.command("attach")

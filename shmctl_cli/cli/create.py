@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import UsageError
+from ..errors import Exit, UsageError
 from .params import MODE, SIZE, AddressParam, SizeParam
 
 
@@ -126,7 +126,7 @@ def create_command(address, size, key, ftok, mode, hugetlb, huge_size, lock, sou
         click.echo("\n".join(created.plan))
     else:
         _print_address(created)
-    return 0
+    return Exit.OK
 
 
 def _owner(owner):

@@ -7,6 +7,7 @@ from typing import List, Optional, Tuple
 
 import click
 
+from ..errors import Exit
 from .output import is_terminal, note, print_rich
 from .params import SIZE, SizeParam
 
@@ -53,7 +54,7 @@ def limits_command(ctx, as_json, exact):
         print_rich(render.limits_rich(limits, _style(exact)))
     else:
         click.echo(render.limits_text(limits, _style(exact)), nl=False)
-    return 0
+    return Exit.OK
 
 
 def _split_persist(assignments: Tuple[str, ...], persist: Optional[str]) -> Tuple[List[str], Optional[str]]:
@@ -99,7 +100,7 @@ def set_command(assignments, persist, dry_run, force, as_json):
     if wrong:
         from ..errors import ShmctlError
         raise ShmctlError(wrong[0].key, f"asked {wrong[0].value}, the kernel kept {wrong[0].kept}")
-    return 0
+    return Exit.OK
 
 
 def _report_changes(changes, plan, dry_run: bool, as_json: bool) -> None:
@@ -165,7 +166,7 @@ def hugepages_command(size, count, overcommit, persist, as_json):
         note(hp.surplus_note(result))
     if result.short:
         raise hp.shortfall_error(result)
-    return 0
+    return Exit.OK
 
 
 def _show_pools(limits, size, as_json) -> int:
@@ -175,7 +176,7 @@ def _show_pools(limits, size, as_json) -> int:
         click.echo(render.to_json({"pools": [render.pool_dict(p) for p in pools]}), nl=False)
     else:
         click.echo(render.pools_text(pools, _style(False)), nl=False)
-    return 0
+    return Exit.OK
 
 
 def _resolve_group(text: Optional[str]) -> Optional[int]:
@@ -229,7 +230,7 @@ def recommend_command(size, segments, hugepages, huge_size, group, apply, as_jso
     _recommend_notes(rec, apply)
     if apply:
         _apply(rec, limits)
-    return 0
+    return Exit.OK
 
 
 def _recommend_notes(rec, apply: bool) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, List, Optional, Tuple
 import click
 
 from .. import KINDS
+from ..errors import Exit
 from .output import choose_columns, is_terminal, make_style, note, note_hidden, output_options, print_rich
 from .params import SIZE
 
@@ -90,7 +91,7 @@ def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, sum
     if list_columns:
         for name, column in COLUMNS.items():
             click.echo(f"{name:<10} {column.help}")
-        return 0
+        return Exit.OK
     chosen = _kinds(kinds, sysv_only)
     names = choose_columns(columns, output_all, default_columns(chosen))
     if processes and "PROCESSES" not in names:
@@ -110,7 +111,7 @@ def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, sum
         inv.meminfo = backend.meminfo(view)
     render_inventory(inv, chosen, names, style, as_json, raw, noheadings, summary, processes)
     report_unseen(inv)
-    return 0
+    return Exit.OK
 
 
 def render_inventory(inv, chosen, names, style, as_json, raw, noheadings, summary, processes) -> None:

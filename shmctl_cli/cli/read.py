@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..errors import Exit
 from .params import ADDRESS, MODE, SIZE
 
 
@@ -53,7 +54,7 @@ def read_command(address, output_path, force, mode, offset, length, hexdump, str
             got = _copy(handle, fd, offset, length, hexdump, string, output_path if to_file else "stdout")
             if got < length:
                 raise _short_read(handle.address, got, length, output_path if to_file else None)
-    return 0
+    return Exit.OK
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ from typing import List, Tuple
 import click
 
 from .. import KINDS
-from ..errors import UsageError
+from ..errors import Exit, UsageError
 from .output import plural
 from .params import ADDRESS
 
@@ -67,7 +67,7 @@ def _confirm(segments, yes: bool) -> bool:
     for seg in segments:
         click.echo(f"  {printable(seg.address)}  {seg.size} bytes  nattch {seg.nattch}", err=True)
     if not click.confirm("remove them?", err=True):
-        raise click.exceptions.Exit(1)
+        raise click.exceptions.Exit(Exit.FAILED)
     return True
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..errors import Exit
 from .output import is_terminal, make_style, note_hidden, print_rich
 from .params import ADDRESS
 
@@ -34,4 +35,4 @@ def stat_command(address, as_json, exact, numeric_ids):
     else:
         click.echo(render.detail_text(segment, style), nl=False)
     note_hidden(view.maps.hidden)
-    return 0
+    return Exit.OK

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..errors import UsageError
+from ..errors import Exit, UsageError
 from .params import ADDRESS, SIZE
 
 
@@ -118,7 +118,7 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, ove
                 click.echo(room)
             click.echo(f"would write {source.length} bytes at offset {offset} of {handle.address} "
                        f"({handle.size} bytes{', growing it to ' + str(end) if end > handle.size else ''})")
-            return 0
+            return Exit.OK
         with handle.write_lock():
             # under the lock, the size again: another writer may have grown or cut it
             if end > handle.current_size():
@@ -130,7 +130,7 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, ove
             except OSError as exc:
                 from ..errors import from_oserror
                 raise from_oserror(exc, where) from None
-    return 0
+    return Exit.OK
 
 
 def _check_growth(where: str, handle, end: int, grow: bool, overcommit: bool, address, view) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Dict, List, Tuple
 from ..address import Address, posix_address
 from ..errors import NotFound, UsageError
 from ..model import Segment
+from ..procfs import SEM_PREFIX
 from . import View
 
 if TYPE_CHECKING:
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from .access import Handle
     from .files import Created, FileRequest
 
-SEM_PREFIX = "sem."
 _TYPES = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"), (stat.S_ISSOCK, "socket"),
           (stat.S_ISFIFO, "fifo"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
 

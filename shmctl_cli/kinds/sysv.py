@@ -7,8 +7,8 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Dict, List, Optional
 
 from ..errors import Conflict, LimitReached, NotFound, PermissionDenied, ShmctlError, UsageError
-from ..model import SHM_DEST, SHM_LOCKED, Segment
-from ..procfs.sysvipc import read_sysvipc_shm
+from ..model import Segment
+from ..procfs.sysvipc import SHM_DEST, SHM_LOCKED, read_sysvipc_shm
 from ..units import format_key
 from . import View, adopt
 

@@ -1,9 +1,13 @@
 """The kernel limits on shared memory, as plain objects: SysV's shmmax/shmall/shmmni (per
 IPC namespace), the /dev/shm tmpfs, memory, and the huge page pools (global). collect.py
-reads them; setting.py, persist.py, hugepages.py and recommend.py change them."""
+reads them (through procfs/, which only reads); setting.py, persist.py, hugepages.py and
+recommend.py change them, through write_value here."""
 from __future__ import annotations
 
+import os
 from typing import Dict, List, Optional
+
+from ..procfs import SHM_DIR
 
 # SHMMAX and SHMALL of include/uapi/linux/shm.h: ULONG_MAX - 2^24, "as large as possible"
 KERNEL_DEFAULT = (1 << 64) - 1 - (1 << 24)
@@ -11,6 +15,17 @@ ULONG_MAX = (1 << 64) - 1
 # a byte count this large is no limit: no segment, file or machine comes near it
 UNLIMITED_BYTES = 1 << 63
 IPCMNI, IPCMNI_EXTENDED = 32768, 1 << 24  # shmmni's ceiling, without and with ipcmni_extend
+ROOT_HINT = "run as root"  # the hint of every refusal to change a limit without the right
+
+
+def write_value(path: str, value: int) -> None:
+    """One write(2) of the whole value to a /proc/sys or /sys file, as sysctl(8) does: the
+    kernel parses it on write."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, f"{value}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def use_percent(used: Optional[int], limit: Optional[int]) -> Optional[float]:
@@ -117,7 +132,7 @@ class Limits:
         self.shm_rmid_forced: Optional[int] = None
         self.segments = 0  # SysV segments in this namespace (SHM_INFO used_ids)
         self.orphans = 0  # of them, with no process attached and the creator gone
-        self.dev_shm = DevShm("/dev/shm")
+        self.dev_shm = DevShm(SHM_DIR)
         self.meminfo: Dict[str, int] = {}
         self.memlock: tuple = (None, None)  # RLIMIT_MEMLOCK (soft, hard) in bytes, None = unlimited
         self.hugetlb_shm_group: Optional[int] = None

@@ -7,12 +7,10 @@ import os
 import stat
 from typing import List, Optional
 
-from ..procfs import PROC, SHM_DIR, SYS, read_text
+from ..procfs import PROC, SEM_PREFIX, SHM_DIR, SYS, read_text
 from ..procfs import hugepages as hugepages_fs
 from ..procfs.sysctl import read_sysctl_int
 from . import IPCMNI, IPCMNI_EXTENDED, DevShm, HugePool, Limits, Resource
-
-SEM_PREFIX = "sem."  # POSIX named semaphores live in /dev/shm too; they are not segments
 
 
 class Sources:

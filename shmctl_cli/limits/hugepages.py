@@ -11,9 +11,7 @@ from ..errors import LimitReached, PermissionDenied, UsageError
 from ..procfs import SYS
 from ..procfs import hugepages as hugepages_fs
 from ..units import format_size
-from . import HugePool, Limits
-
-ROOT_HINT = "run as root"
+from . import ROOT_HINT, HugePool, Limits, write_value
 
 
 def choose_pool(limits: Limits, size: Optional[int]) -> HugePool:
@@ -42,11 +40,19 @@ def check_memory(limits: Limits, pool: HugePool, count: int) -> None:
                            f"MemTotal {format_size(mem_total)}", "ask for fewer pages")
 
 
+def write_pool(size: int, field: str, value: int, sys_root: str = SYS) -> None:
+    write_value(hugepages_fs.pool_path(size, field, sys_root), value)
+
+
+def may_write_pool(size: int, sys_root: str = SYS) -> bool:
+    return os.access(hugepages_fs.pool_path(size, "nr_hugepages", sys_root), os.W_OK)
+
+
 def require_writable(pool: HugePool, sys_root: str = SYS) -> None:
     what = f"cannot size the {format_size(pool.size)} huge page pool"
     if os.geteuid() != 0:
         raise PermissionDenied(what, "permission denied", ROOT_HINT)
-    if not hugepages_fs.may_write_pool(pool.size, sys_root):
+    if not may_write_pool(pool.size, sys_root):
         raise PermissionDenied(what, "not writable here", f"{ROOT_HINT} on the host")
 
 
@@ -72,7 +78,7 @@ def set_pool(pool: HugePool, count: Optional[int], overcommit: Optional[int], sy
         if value is None:
             continue
         try:
-            hugepages_fs.write_pool(pool.size, field, value, sys_root)
+            write_pool(pool.size, field, value, sys_root)
         except OSError as exc:
             if exc.errno == errno.EINVAL and field == "nr_overcommit_hugepages":
                 raise UsageError(f"--overcommit {value}", f"the kernel does not overcommit {format_size(pool.size)} "

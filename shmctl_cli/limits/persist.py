@@ -9,7 +9,8 @@ import stat
 from typing import Dict, List, Optional
 
 from ..errors import Conflict, PermissionDenied, UsageError, from_oserror
-from ..procfs.sysctl import parse_sysctl_conf, update_sysctl_conf
+from ..procfs.sysctl import normalize_key, parse_line, parse_sysctl_conf
+from . import ROOT_HINT
 
 SYSCTL_D = "/etc/sysctl.d"
 DEFAULT_NAME = "60-shmctl.conf"
@@ -25,6 +26,26 @@ def target_path(arg: Optional[str]) -> str:
     if not arg:
         return os.path.join(default_dir(), DEFAULT_NAME)
     return os.path.join(arg, DEFAULT_NAME) if os.path.isdir(arg) else arg
+
+
+def update_sysctl_conf(text: str, values: Dict[str, object], header: str = "") -> str:
+    """The text with each key of `values` set: its first line rewritten in place, later
+    duplicates dropped (they would win), missing keys appended; every other line is kept
+    as it was. `header` starts a file that was empty."""
+    wanted = {normalize_key(k): v for k, v in values.items()}
+    out: List[str] = []
+    placed = set()
+    for line in text.splitlines():
+        parsed = parse_line(line)
+        if parsed is None or parsed[1] not in wanted:
+            out.append(line)
+        elif parsed[1] not in placed:
+            placed.add(parsed[1])
+            out.append(f"{parsed[0]}{parsed[1]} = {wanted[parsed[1]]}")
+    if not text.strip() and header:
+        out = [header]
+    out += [f"{key} = {value}" for key, value in wanted.items() if key not in placed]
+    return "\n".join(out) + "\n"
 
 
 class PersistPlan:
@@ -81,7 +102,7 @@ def require_writable(path: str) -> None:
         raise UsageError(f"cannot persist to {path}", f"no directory {directory}", "give a file in an existing "
                          "directory")
     if not os.access(directory, os.W_OK):
-        raise PermissionDenied(f"cannot persist to {path}", f"{directory} is not writable", "run as root")
+        raise PermissionDenied(f"cannot persist to {path}", f"{directory} is not writable", ROOT_HINT)
 
 
 def write(persist: PersistPlan) -> None:

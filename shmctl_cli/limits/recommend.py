@@ -132,7 +132,7 @@ def apply(rec: Recommendation, limits: Limits) -> tuple:
 
 def _set_group(gid: int) -> None:
     from ..errors import from_oserror
-    from ..procfs.sysctl import write_sysctl
+    from .setting import write_sysctl
     try:
         write_sysctl("vm.hugetlb_shm_group", gid)
     except OSError as exc:

@@ -9,8 +9,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..errors import Conflict, PermissionDenied, UsageError, from_oserror
 from ..procfs import PROC
-from ..procfs.sysctl import may_write, read_sysctl_int, write_sysctl
-from . import KERNEL_DEFAULT, ULONG_MAX, Limits
+from ..procfs.sysctl import read_sysctl_int, sysctl_path
+from . import KERNEL_DEFAULT, ROOT_HINT, ULONG_MAX, Limits, write_value
 
 KEYS = {"shmmax": "kernel.shmmax", "shmall": "kernel.shmall", "shmmni": "kernel.shmmni",
         "shm_rmid_forced": "kernel.shm_rmid_forced"}
@@ -20,7 +20,6 @@ HINTS = {"shmmax": "a size in bytes, e.g. 34359738368 or 32G",
          "shmmni": "a number of segments, e.g. 32768",
          "shm_rmid_forced": "0 or 1"}
 ASSIGNMENT = re.compile(r"^(?:kernel\.)?(shmmax|shmall|shmmni|shm_rmid_forced)=")
-ROOT_HINT = "run as root"
 
 
 class Change:
@@ -131,6 +130,15 @@ def _warnings(new: Dict[str, int], limits: Limits) -> List[str]:
         return []
     return [f"shmmax {shmmax} is more than shmall allows in total ({shmall} pages = {total} bytes): "
             f"no segment can be larger than {total} bytes"]
+
+
+def write_sysctl(name: str, value: int, proc: str = PROC) -> None:
+    write_value(sysctl_path(name, proc), value)
+
+
+def may_write(name: str, proc: str = PROC) -> bool:
+    """access(2) asks procfs itself: per-namespace sysctls check the capability there."""
+    return os.access(sysctl_path(name, proc), os.W_OK)
 
 
 def require_writable(keys: Sequence[str], proc: str = PROC) -> None:

@@ -6,6 +6,7 @@ import os
 
 PROC = "/proc"
 SHM_DIR = "/dev/shm"
+SEM_PREFIX = "sem."  # POSIX named semaphores live in /dev/shm too; they are not segments
 SYS = "/sys"
 
 

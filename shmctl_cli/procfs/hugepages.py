@@ -74,15 +74,3 @@ def read_node_pools(sys_root: str = SYS) -> Dict[int, Dict[int, Dict[str, int]]]
             nodes[int(match.group(1))] = {size: read_counters(f"{pools}/{entry}", NODE_FIELDS)
                                           for size, entry in _sizes(pools).items()}
     return dict(sorted(nodes.items()))
-
-
-def write_pool(size: int, field: str, value: int, sys_root: str = SYS) -> None:
-    fd = os.open(pool_path(size, field, sys_root), os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, f"{value}\n".encode())
-    finally:
-        os.close(fd)
-
-
-def may_write_pool(size: int, sys_root: str = SYS) -> bool:
-    return os.access(pool_path(size, "nr_hugepages", sys_root), os.W_OK)

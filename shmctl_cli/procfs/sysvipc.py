@@ -1,10 +1,14 @@
 """/proc/sysvipc/shm: every SysV segment of the reader's IPC namespace, whatever its mode."""
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict
 
+from ..units import KEY_MAX
 from . import PROC, read_bytes
 
+# Bits of the perms column above the mode (include/uapi/linux/shm.h): marked for destruction
+# (IPC_RMID while attached), locked in memory (SHM_LOCK).
+SHM_DEST, SHM_LOCKED = 0o1000, 0o2000
 # The columns shmctl uses, in this order, in every record the parser returns.
 FIELDS = ("key", "shmid", "perms", "size", "cpid", "lpid", "nattch", "uid", "gid", "cuid", "cgid",
           "atime", "dtime", "ctime", "rss", "swap")
@@ -47,13 +51,7 @@ def _integers(raw: list, base: int, unsigned32: bool, unique: bool = False) -> l
 
 def _int(token: bytes, base: int, unsigned32: bool) -> int:
     value = int(token, base)
-    return value & 0xFFFFFFFF if unsigned32 else value  # the kernel prints key_t with %d
-
-
-def parse_sysvipc_shm(text: bytes) -> List[Tuple[int, ...]]:
-    """Records as tuples of ints in FIELDS order."""
-    columns = parse_sysvipc_shm_columns(text)
-    return list(zip(*(columns[f] for f in FIELDS)))
+    return value & KEY_MAX if unsigned32 else value  # the kernel prints key_t with %d
 
 
 def read_sysvipc_shm(proc: str = PROC) -> Dict[str, list]:
