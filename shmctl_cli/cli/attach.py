@@ -84,10 +84,10 @@ def attach_command(address, command, readonly, lock, duration):
         if handle.size == 0:
             from ..errors import Conflict
             raise Conflict(f"attach {handle.address}", "it is empty: 0 bytes cannot be mapped")
-        start, detach = _map(handle, readonly)
+        start, detach = handle.attach(readonly)
         try:
             if lock:
-                _lock(handle, start)
+                handle.lock_pages(start, f"attach {handle.address} --lock")
             mode = "read-only" if readonly else "read-write"
             note(f"attached {handle.address} at 0x{start:x} ({handle.size} bytes, {mode}{', locked' if lock else ''}) "
                  f"in pid {os.getpid()}")
@@ -99,30 +99,3 @@ def attach_command(address, command, readonly, lock, duration):
             detach()
     note(f"detached {handle.address}")
     return status
-
-
-def _lock(handle, start: int) -> None:
-    """mlock; on a file, first whether its filesystem has room for every page (a full tmpfs
-    makes mlock fail with the same ENOMEM as RLIMIT_MEMLOCK), and again if mlock failed."""
-    from .. import syscalls
-    from ..errors import LimitReached
-    from ..kinds.files import check_lock_room
-    where = f"attach {handle.address} --lock"
-    if handle.fd is not None:
-        check_lock_room(where, handle.fd)
-    try:
-        syscalls.mlock(start, handle.size)
-    except LimitReached:
-        if handle.fd is not None:
-            check_lock_room(where, handle.fd)  # a writer took the space meanwhile
-        raise
-
-
-def _map(handle, readonly: bool):
-    """(address, detach) of the segment in this process: SysV is attached already (shmat),
-    a file is mapped MAP_SHARED here."""
-    from .. import syscalls
-    if handle.base is not None:
-        return handle.base, lambda: None
-    start = syscalls.mmap_shared(handle.fd, handle.size, writable=not readonly)
-    return start, lambda: syscalls.munmap(start, handle.size)

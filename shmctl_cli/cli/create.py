@@ -7,42 +7,6 @@ from ..errors import Exit, UsageError
 from .params import MODE, SIZE, AddressParam, SizeParam
 
 
-def _sysv_key(address, key, ftok) -> int:
-    from ..address import parse_key, parse_proj
-    from ..syscalls import ftok as derive
-    given = [x for x in (address.key or None, address.ftok, key, ftok) if x]
-    if len(given) > 1:
-        raise UsageError("create sysv", "give the key once: in the address, --key or --ftok")
-    if ftok:
-        path, sep, proj = ftok.rpartition(",")
-        if not sep:
-            raise UsageError(f"invalid --ftok '{ftok}'", "expected PATH,PROJ")
-        return derive(path, parse_proj(proj))
-    if address.ftok:
-        return derive(*address.ftok)
-    return parse_key(key) if key is not None else (address.key or 0)
-
-
-def _check_kind_options(address, key, ftok, hugetlb, huge_size, lock, resize, overcommit=False) -> None:
-    sysv_only = {"--key": key, "--ftok": ftok, "--hugetlb": hugetlb, "--huge-size": huge_size, "--lock": lock}
-    if address.kind != "sysv":
-        wrong = [name for name, value in sysv_only.items() if value]
-        if wrong:
-            hint = "for POSIX and mmap, shmctl attach --lock pins pages while it holds them" if lock else ""
-            raise UsageError(f"create {address}", f"{wrong[0]} applies to SysV segments only", hint)
-    elif resize:
-        raise UsageError(f"create {address}", "a SysV segment cannot be resized", "remove it and create it anew")
-    elif overcommit:
-        raise UsageError(f"create {address}", "--overcommit applies to files on tmpfs and hugetlbfs",
-                         "SysV segments are bounded by shmmax and shmall instead")
-    if huge_size and not hugetlb:
-        raise UsageError("create sysv", "--huge-size goes with --hugetlb")
-    if huge_size and huge_size & (huge_size - 1):
-        raise UsageError("create sysv", f"--huge-size {huge_size} is not a power of two", "e.g. 2M or 1G")
-    if not address.is_new and address.kind == "sysv" and address.shmid is not None:
-        raise UsageError(f"create {address}", "the kernel picks the shmid", "create sysv [--key KEY]")
-
-
 def _source(path):
     """(file object, size) of --from; size None for a pipe."""
     from .common import open_source
@@ -88,9 +52,11 @@ def create_command(address, size, key, ftok, mode, hugetlb, huge_size, lock, sou
     """
     from .. import kinds
     from ..errors import Conflict
-    from ..kinds.files import FileRequest
+    from ..kinds.base import CreateOptions
 
-    _check_kind_options(address, key, ftok, hugetlb, huge_size, lock, resize, overcommit)
+    options = CreateOptions(size, mode, exist_ok, dry_run, larger_ok=larger_ok, resize=resize, force=force,
+                            overcommit=overcommit, key=key, ftok=ftok, hugetlb=hugetlb, huge_size=huge_size, lock=lock)
+    kinds.kind(address.kind).check_create_options(address, options)
     source, source_size = _source(source_path)
     if size is None:
         if source_size is None:
@@ -106,22 +72,8 @@ def create_command(address, size, key, ftok, mode, hugetlb, huge_size, lock, sou
         if source_size is None and source.read(1):  # a pipe with more than fits: refuse, never cut
             raise Conflict(f"create {address}", f"--from {source_path} has more than --size {size} bytes")
 
-    fill_with = fill if source is not None else None
-    owner_uid = _owner(owner)
-    view = kinds.View()
-    address = kinds.resolve(address, view)  # mmap:/dev/shm/NAME is the POSIX object NAME
-    if address.kind == "sysv":
-        from ..kinds.sysv import SysvRequest
-        request = SysvRequest(_sysv_key(address, key, ftok), size, mode, hugetlb, huge_size, lock, exist_ok,
-                              dry_run, fill_with, owner=owner_uid, larger_ok=larger_ok)
-        created = kinds.kind_module("sysv").create(request, view)
-    else:
-        request = FileRequest(size, mode, exist_ok, resize, force, dry_run, fill_with, owner=owner_uid,
-                              larger_ok=larger_ok, overcommit=overcommit)
-        if address.kind == "posix":
-            created = kinds.kind_module("posix").create(address.name, request, view)
-        else:
-            created = kinds.kind_module("mmap").create(address.path, request, view)
+    options.size, options.fill, options.owner = size, fill if source is not None else None, _owner(owner)
+    created = kinds.create(address, options, kinds.View())  # mmap:/dev/shm/NAME is the POSIX object NAME
     if dry_run:
         click.echo("\n".join(created.plan))
     else:

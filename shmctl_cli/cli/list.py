@@ -14,12 +14,6 @@ from .params import SIZE
 if TYPE_CHECKING:
     from ..model import Inventory, Segment
 
-# sort keys that are typed, not text: sizes and ids sort as numbers
-_SORT_KEYS = {"SIZE": "size", "RSS": "rss", "SWAP": "swap", "NATTCH": "nattch", "ID": "id", "CPID": "cpid",
-              "LPID": "lpid", "UID": "uid", "GID": "gid", "CUID": "cuid", "CGID": "cgid", "KEY": "key",
-              "ATIME": "atime", "DTIME": "dtime", "CTIME": "ctime", "MTIME": "mtime"}
-
-
 def resolve_user(text: str) -> int:
     from ..errors import UsageError
     if text.isdigit():
@@ -41,13 +35,12 @@ def select(inv: "Inventory", uid: Optional[int], orphans: bool, min_size: Option
     inv.segments = keep
 
 
-def sort_segments(segments: "List[Segment]", column: Optional[str], columns_text) -> "List[Segment]":
+def sort_segments(segments: "List[Segment]", column: Optional[str], style) -> "List[Segment]":
+    """By the field's sort key (fields.py): numbers as numbers, the rest by their text."""
     if not column:
         return segments
-    attr = _SORT_KEYS.get(column)
-    if attr:
-        return sorted(segments, key=lambda s: (getattr(s, attr) is None, getattr(s, attr) or 0))
-    return sorted(segments, key=lambda s: columns_text(column, s))
+    from ..fields import COLUMNS
+    return sorted(segments, key=COLUMNS[column].sort_key(style))
 
 
 def _kinds(kinds: Tuple[str, ...], sysv_only: bool) -> List[str]:
@@ -86,7 +79,7 @@ def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, sum
     a printed address is accepted as it is.
     """
     from .. import kinds as backend
-    from ..render import COLUMNS, cell_text, default_columns
+    from ..fields import COLUMNS, default_columns
 
     if list_columns:
         for name, column in COLUMNS.items():
@@ -105,8 +98,7 @@ def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, sum
     inv = backend.collect(chosen, view, all_mappings=all_, processes=processes or "PROCESSES" in names)
     select(inv, uid, orphans, min_size)
     style = make_style(exact, numeric_ids)
-    inv.segments = sort_segments(inv.segments, sort_column and sort_column.upper(),
-                                 lambda c, s: cell_text(c, s, style))
+    inv.segments = sort_segments(inv.segments, sort_column and sort_column.upper(), style)
     if summary:
         inv.meminfo = backend.meminfo(view)
     render_inventory(inv, chosen, names, style, as_json, raw, noheadings, summary, processes)

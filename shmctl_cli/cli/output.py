@@ -37,7 +37,7 @@ def output_options(func):
 
 def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str]) -> List[str]:
     from ..errors import UsageError
-    from ..render import COLUMNS
+    from ..fields import COLUMNS
     if output_all:
         return list(COLUMNS)
     if not spec:
@@ -52,7 +52,7 @@ def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str
 
 def make_style(exact: bool, numeric_ids: bool):
     from ..kinds import user_name
-    from ..render import Style
+    from ..fields import Style
     return Style(exact_sizes=exact or not is_terminal(), numeric_ids=numeric_ids, user_name=user_name)
 
 

@@ -37,23 +37,17 @@ def _bulk(view, kinds_wanted, user, orphans: bool, force: bool) -> Tuple[list, L
     for seg in inv.segments:
         if (uid is not None and seg.uid != uid) or (orphans and not seg.orphan) or seg.semaphore:
             continue
-        what = _not_shared_memory(seg, view)
+        kind = kinds.kind(seg.kind)
+        what = kind.not_shared_memory(seg, view)
         if what:  # a database that processes map MAP_SHARED: never a segment to clean up in bulk
             notes.append(f"skipped {seg.address}: {what} (remove it by its address with --force)")
             continue
-        if seg.kind == "posix" and hidden:
+        if kind.unsure_when_hidden and hidden:
             notes.append(f"skipped {seg.address}: {plural(hidden, 'process')} not visible ({why}), so whether "
                          "it is in use cannot be told (--force removes it anyway)")
             continue
         chosen.append(seg)
     return chosen, notes
-
-
-def _not_shared_memory(seg, view):
-    """What the segment is when it is no shared memory (a file on a disk filesystem), or None."""
-    from .. import kinds
-    check = getattr(kinds.kind_module(seg.kind), "not_shared_memory", None)
-    return check(seg, view) if check else None
 
 
 def _confirm(segments, yes: bool) -> bool:
@@ -96,37 +90,22 @@ def _recheck(segments, notes: List[str]):
     return fresh, view
 
 
-def _refusal(seg, users: List[int], view):
-    from ..errors import Conflict
-    names = ", ".join(f"{pid} ({view.comm(pid)})" for pid in users[:8]) + (" ..." if len(users) > 8 else "")
-    count = seg.nattch if seg.kind == "sysv" else len(users)
-    who = f"pids {names}" if users else "processes not visible to you"
-    hint = ("--force marks it for removal: the kernel frees it when the last process detaches" if seg.kind == "sysv"
-            else "--force unlinks it; the memory is freed when the last process lets go")
-    return Conflict(seg.address, f"still in use by {plural(count, 'process')}: {who}", hint)
-
-
 def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
     """Remove one segment; returns a note for stderr (or "")."""
     from .. import kinds
     from ..errors import Conflict
-    users = kinds.users(seg, view)
-    in_use = seg.nattch if seg.kind == "sysv" else len(users)
-    if seg.kind == "mmap" and seg.address.startswith("mmap:@"):
-        kinds.remove(seg, view)  # raises: nothing to unlink
-    what = _not_shared_memory(seg, view)
+    kind = kinds.kind(seg.kind)
+    users = kind.users(seg, view)
+    in_use = kind.in_use(seg, users)
+    kind.check_removable(seg)  # nothing to unlink: said before anything else
+    what = kind.not_shared_memory(seg, view)
     if what and not force:
         raise Conflict(seg.address, what, "--force unlinks it")
     if in_use and not force:
-        raise _refusal(seg, users, view)
+        raise kind.in_use_refusal(seg, users, view)
     if not dry_run:
-        kinds.remove(seg, view)
-    if in_use and seg.kind == "sysv":
-        return (f"{seg.address} marked for removal: the kernel frees it when the last of "
-                f"{plural(in_use, 'attached process')} detaches")
-    if in_use:
-        return f"{seg.address} unlinked; its memory is freed when the {plural(in_use, 'process')} using it let go"
-    return ""
+        kind.remove(seg, view)
+    return kind.removed_note(seg, in_use) if in_use else ""
 
 
 @click.command("rm")
@@ -174,7 +153,7 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
     view = kinds.View()
     failures: List[ShmctlError] = []
     if bulk:
-        segments, notes = _bulk(view, list(kinds_wanted) or ["sysv", "posix"], user, orphans, force)
+        segments, notes = _bulk(view, list(kinds_wanted) or kinds.bulk_kinds(), user, orphans, force)
         for text in notes:
             note(text)
     else:
@@ -185,7 +164,8 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
             except ShmctlError as exc:
                 failures.append(exc)
                 note(str(exc))
-        if segments and view.maps.hidden and os.geteuid() != 0 and any(s.kind != "sysv" for s in segments):
+        unsure = [s for s in segments if not kinds.kind(s.kind).kernel_counts_users]
+        if unsure and view.maps.hidden and os.geteuid() != 0:
             note(f"{plural(view.maps.hidden, 'process')} not visible to you: one of them may still use it")
     if not dry_run and _confirm(segments, yes):
         notes: List[str] = []

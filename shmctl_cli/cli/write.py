@@ -1,7 +1,6 @@
 """shmctl write ADDRESS [FILE|-]: bytes into a segment, never past its end unless --grow."""
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -112,7 +111,8 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, ove
         capacity = None if grow else max(0, handle.size - offset)
         source = _source(path, data, hex_data, fill, length, capacity)
         end = offset + source.length
-        room = _check_growth(where, handle, end, grow, overcommit, address, view) if end > handle.size else None
+        room = (kinds.kind(address.kind).check_growth(where, address, view, handle.size, end, grow, overcommit)
+                if end > handle.size else None)
         if dry_run:
             if room:
                 click.echo(room)
@@ -131,26 +131,6 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, ove
                 from ..errors import from_oserror
                 raise from_oserror(exc, where) from None
     return Exit.OK
-
-
-def _check_growth(where: str, handle, end: int, grow: bool, overcommit: bool, address, view) -> str:
-    """The room line; refused unless the filesystem holds the growth beside what is promised.
-    Only the growth counts: the write then fills part of it, which takes as much free space
-    as it releases of promise, so the sparse rest is what stays promised."""
-    from ..errors import Conflict
-    if handle.shmid is not None:
-        raise Conflict(where, f"{end - handle.size} bytes would pass the end ({handle.size} bytes)",
-                       "a SysV segment cannot grow: the kernel fixes its size at shmget")
-    if not grow:
-        raise Conflict(where, f"{end - handle.size} bytes would pass the end ({handle.size} bytes)",
-                       "--grow extends it")
-    if address.kind == "mmap" and address.path is None:
-        raise Conflict(where, f"{end - handle.size} bytes would pass the end ({handle.size} bytes)",
-                       "an anonymous or memfd segment is as large as its processes map it")
-    from ..kinds.files import check_room
-    directory = os.path.dirname(address.path) if address.kind == "mmap" else view.shm_dir
-    return check_room(where, directory, end - handle.size, overcommit,
-                      hint="--overcommit grows it anyway: the first writer past the space dies of SIGBUS")
 
 
 def _write(handle, source: Source, offset: int) -> None:

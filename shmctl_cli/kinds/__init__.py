@@ -15,6 +15,7 @@ from ..procfs.mountinfo import read_mountinfo
 
 if TYPE_CHECKING:
     from ..address import Address
+    from .base import CreateOptions, Kind
 
 
 @lru_cache(maxsize=None)
@@ -128,59 +129,66 @@ def _safe_mountinfo(pid, proc: str) -> Dict[int, str]:
         return {}
 
 
+# The registry: kind name -> module of this package whose KIND implements it (kinds/base.py).
+# Adding a kind is one module and one line here; the order is the order of `list`.
+REGISTRY = {"sysv": "sysv", "posix": "posix", "mmap": "mmap"}
+
+
+_loaded: Dict[str, "Kind"] = {}
+
+
+def kind(name: str) -> "Kind":
+    """The Kind registered under `name`, its module imported on first use."""
+    found = _loaded.get(name)
+    if found is None:
+        found = _loaded[name] = kind_module(name).KIND
+    return found
+
+
+def kind_module(name: str):
+    from importlib import import_module
+    return import_module(f"{__name__}.{REGISTRY[name]}")
+
+
+def bulk_kinds() -> List[str]:
+    """The kinds `rm --orphans/--all` takes when no --kind is given."""
+    return [name for name in REGISTRY if kind(name).removed_in_bulk]
+
+
 def collect(kinds: Iterable[str], view: View, all_mappings: bool = False,
             processes: bool = False) -> Inventory:
     inventory = Inventory()
     wanted = set(kinds)
-    if "sysv" in wanted:
-        from . import sysv
-        inventory.segments += sysv.collect(view, processes)
-    if "posix" in wanted:
-        from . import posix
-        segments, skipped = posix.collect(view, include_semaphores=all_mappings)
-        inventory.segments += segments
-        inventory.skipped += skipped
-    if "mmap" in wanted:
-        from . import mmap
-        inventory.segments += mmap.collect(view, all_mappings)
+    for name in REGISTRY:
+        if name in wanted:
+            segments, skipped = kind(name).collect(view, all_mappings, processes)
+            inventory.segments += segments
+            inventory.skipped += skipped
     if "maps" in view.__dict__:
         inventory.hidden_processes = view.maps.hidden
     return inventory
 
 
-def kind_module(kind: str):
-    from importlib import import_module
-    return import_module(f"{__name__}.{kind}")
-
-
 def resolve(address: "Address", view: View) -> "Address":
-    """`mmap:/dev/shm/NAME` is the POSIX object NAME: give it every POSIX safeguard (sem.*,
-    symlinks, processes holding it open) however it was spelled."""
-    if address.kind != "mmap" or address.path is None:
-        return address
-    directory, name = os.path.split(address.path)
-    from ..errors import ShmctlError
-    from .paths import identity, lstat_path
-    try:  # no symlink followed: /tmp/evil -> /dev/shm must not turn mmap:/tmp/evil/x into posix:/x
-        here, shm = lstat_path(directory), os.stat(view.shm_dir)
-    except (OSError, ShmctlError):
-        return address
-    in_shm = identity(here) == identity(shm)
-    if not in_shm or not name:
-        return address
-    from ..address import Address, check_posix_name
-    return Address("posix", name=check_posix_name(name))
+    """The address as its kind handles it: `mmap:/dev/shm/NAME` is the POSIX object NAME."""
+    return kind(address.kind).resolve(address, view)
 
 
 def find(address: "Address", view: View) -> Segment:
     address = resolve(address, view)
-    return kind_module(address.kind).find(address, view)
+    return kind(address.kind).find(address, view)
 
 
 def open_segment(address: "Address", view: View, writable: bool):
     """A Handle on the segment's bytes (kinds/access.py); close it, or use it in a with."""
     address = resolve(address, view)
-    return kind_module(address.kind).open_segment(address, view, writable)
+    return kind(address.kind).open_segment(address, view, writable)
+
+
+def create(address: "Address", options: "CreateOptions", view: View):
+    """A new segment at the address (resolved first); a Created (kinds/files)."""
+    address = resolve(address, view)
+    return kind(address.kind).create(address, options, view)
 
 
 def file_users(view: View, dev: int, ino: int) -> List[int]:
@@ -191,11 +199,7 @@ def file_users(view: View, dev: int, ino: int) -> List[int]:
 
 
 def remove(segment: Segment, view: View) -> None:
-    module = kind_module(segment.kind)
-    if segment.kind == "posix":
-        module.remove(segment, view)
-    else:
-        module.remove(segment)
+    kind(segment.kind).remove(segment, view)
 
 
 def meminfo(view: View) -> Dict[str, int]:
@@ -223,8 +227,4 @@ def describe_processes(segment: Segment) -> None:
 
 def users(segment: Segment, view: View) -> List[int]:
     """Pids that keep a segment in use: attached, mapping it, or (POSIX) holding it open."""
-    pids = set(segment.pids)
-    if segment.kind == "posix" and segment.device is not None:
-        key = (segment.device, segment.id)
-        pids.update(view.holders({key: segment}).get(key, ()))
-    return sorted(pids)
+    return kind(segment.kind).users(segment, view)

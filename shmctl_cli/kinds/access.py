@@ -15,7 +15,7 @@ import errno
 import mmap
 import os
 import stat
-from typing import BinaryIO, Callable, ContextManager, Optional
+from typing import BinaryIO, Callable, ContextManager, Optional, Tuple
 
 CHUNK = 1 << 20
 
@@ -161,6 +161,32 @@ class Handle:
         if new_size > self.current_size():
             os.ftruncate(self.fd, new_size)
             self.size = new_size
+
+    # --- held in this process (attach) ---
+
+    def attach(self, readonly: bool) -> Tuple[int, Callable[[], None]]:
+        """(address, detach) of the segment in this process: a SysV segment is attached
+        already (shmat), a file is mapped MAP_SHARED here."""
+        from .. import syscalls
+        if self.base is not None:
+            return self.base, lambda: None
+        start = syscalls.mmap_shared(self.fd, self.size, writable=not readonly)
+        return start, lambda: syscalls.munmap(start, self.size)
+
+    def lock_pages(self, start: int, where: str) -> None:
+        """mlock; on a file, first whether its filesystem has room for every page (a full tmpfs
+        makes mlock fail with the same ENOMEM as RLIMIT_MEMLOCK), and again if mlock failed."""
+        from .. import syscalls
+        from ..errors import LimitReached
+        from .files import check_lock_room
+        if self.fd is not None:
+            check_lock_room(where, self.fd)
+        try:
+            syscalls.mlock(start, self.size)
+        except LimitReached:
+            if self.fd is not None:
+                check_lock_room(where, self.fd)  # a writer took the space meanwhile
+            raise
 
     # --- the write lock ---
 

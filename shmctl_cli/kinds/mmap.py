@@ -11,6 +11,7 @@ from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageErr
 from ..model import Segment
 from ..procfs.maps import DELETED, SharedMapping
 from . import View
+from .base import CreateOptions, FileKind
 from .paths import identity, lstat_path, same_file
 
 if TYPE_CHECKING:
@@ -210,14 +211,18 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
     return handle
 
 
+def _nameless(segment: Segment) -> Conflict:
+    holders = ", ".join(f"{a.pid} ({a.comm})" for a in segment.attachments or ()) or "no visible process"
+    return Conflict(segment.address, f"{segment.backing or 'deleted'} shared memory has no name to remove: "
+                    f"it lives while processes map it: {holders}", "end those processes to free it")
+
+
 def remove(segment: Segment) -> None:
     """Unlink the file's name, through its directory reached with no symlink followed, and
     only while the name still is the (device, inode) that was found."""
     from .files import unlink_file
     if segment.backing in ("anonymous", "memfd") or segment.address.startswith("mmap:@"):
-        holders = ", ".join(f"{a.pid} ({a.comm})" for a in segment.attachments or ()) or "no visible process"
-        raise Conflict(segment.address, f"{segment.backing or 'deleted'} shared memory has no name to remove: "
-                       f"it lives while processes map it: {holders}", "end those processes to free it")
+        raise _nameless(segment)
     path = segment.address[len("mmap:"):]  # the raw path: parse_address would decode a literal \xHH in it
     unlink_file(segment.address, path, expect=(segment.device, segment.id))
 
@@ -230,3 +235,59 @@ def not_shared_memory(segment: Segment, view: View) -> Optional[str]:
     pids = [a.pid for a in segment.attachments or ()] or [os.getpid()]
     fstype = view.fstype(segment.device, pids[0]) if segment.device is not None else None
     return f"a file on {fstype or 'a filesystem of unknown type'}, not shared memory"
+
+
+def resolve(address: "Address", view: View) -> "Address":
+    """`mmap:/dev/shm/NAME` is the POSIX object NAME: give it every POSIX safeguard (sem.*,
+    symlinks, processes holding it open) however it was spelled."""
+    if address.path is None:
+        return address
+    directory, name = os.path.split(address.path)
+    try:  # no symlink followed: /tmp/evil -> /dev/shm must not turn mmap:/tmp/evil/x into posix:/x
+        here, shm = lstat_path(directory), os.stat(view.shm_dir)
+    except (OSError, ShmctlError):
+        return address
+    in_shm = identity(here) == identity(shm)
+    if not in_shm or not name:
+        return address
+    from ..address import Address, check_posix_name
+    return Address("posix", name=check_posix_name(name))
+
+
+class MmapKind(FileKind):
+    name = "mmap"
+    removed_in_bulk = False
+
+    def collect(self, view: View, all_mappings: bool, processes: bool):
+        return collect(view, all_mappings), []
+
+    def find(self, address: "Address", view: View) -> Segment:
+        return find(address, view)
+
+    def resolve(self, address: "Address", view: View) -> "Address":
+        return resolve(address, view)
+
+    def create(self, address: "Address", options: CreateOptions, view: View) -> "Created":
+        return create(address.path, self.request(options), view)
+
+    def open_segment(self, address: "Address", view: View, writable: bool) -> "Handle":
+        return open_segment(address, view, writable)
+
+    def growth_directory(self, where: str, address: "Address", view: View, size: int, end: int) -> str:
+        if address.path is None:
+            raise Conflict(where, f"{end - size} bytes would pass the end ({size} bytes)",
+                           "an anonymous or memfd segment is as large as its processes map it")
+        return os.path.dirname(address.path)
+
+    def not_shared_memory(self, segment: Segment, view: View) -> Optional[str]:
+        return not_shared_memory(segment, view)
+
+    def check_removable(self, segment: Segment) -> None:
+        if segment.address.startswith("mmap:@"):
+            raise _nameless(segment)
+
+    def remove(self, segment: Segment, view: View) -> None:
+        remove(segment)
+
+
+KIND = MmapKind()

@@ -10,6 +10,7 @@ from ..errors import NotFound, UsageError
 from ..model import Segment
 from ..procfs import SEM_PREFIX
 from . import View
+from .base import CreateOptions, FileKind
 
 if TYPE_CHECKING:
     from ..address import Address
@@ -131,3 +132,41 @@ def remove(segment: Segment, view: View) -> None:
     from .files import unlink_file
     unlink_file(segment.address, os.path.join(view.shm_dir, segment.name.lstrip("/")),
                 expect=(segment.device, segment.id))
+
+
+def users(segment: Segment, view: View) -> List[int]:
+    """Pids that map the object or hold it open."""
+    pids = set(segment.pids)
+    if segment.device is not None:
+        key = (segment.device, segment.id)
+        pids.update(view.holders({key: segment}).get(key, ()))
+    return sorted(pids)
+
+
+class PosixKind(FileKind):
+    name = "posix"
+    unsure_when_hidden = True  # a hidden process may hold it open: unseen users
+
+    def collect(self, view: View, all_mappings: bool, processes: bool):
+        return collect(view, include_semaphores=all_mappings)
+
+    def find(self, address: "Address", view: View) -> Segment:
+        return find(address, view)
+
+    def create(self, address: "Address", options: CreateOptions, view: View) -> "Created":
+        return create(address.name, self.request(options), view)
+
+    def open_segment(self, address: "Address", view: View, writable: bool) -> "Handle":
+        return open_segment(address, view, writable)
+
+    def growth_directory(self, where: str, address: "Address", view: View, size: int, end: int) -> str:
+        return view.shm_dir
+
+    def users(self, segment: Segment, view: View) -> List[int]:
+        return users(segment, view)
+
+    def remove(self, segment: Segment, view: View) -> None:
+        remove(segment, view)
+
+
+KIND = PosixKind()

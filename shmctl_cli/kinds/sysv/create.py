@@ -1,158 +1,15 @@
-"""SysV segments: /proc/sysvipc/shm for the list, /proc/PID/maps for who is attached."""
+"""Creating a SysV segment: the key, the kernel limits it meets (shmmax, shmmni, shmall, huge
+pages, memlock), shmget with IPC_EXCL, and adopting an existing one only when asked."""
 from __future__ import annotations
 
 import errno
 import os
-from itertools import repeat
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import List, Optional
 
-from ..errors import Conflict, LimitReached, NotFound, PermissionDenied, ShmctlError, UsageError
-from ..model import Segment
-from ..procfs.sysvipc import SHM_DEST, SHM_LOCKED, read_sysvipc_shm
-from ..units import format_key
-from . import View, adopt
-
-if TYPE_CHECKING:
-    from ..address import Address
-    from .access import Handle
-
-
-SYSV_PREFIX = "/SYSV"
-
-
-def _lookup(table: dict, column: list) -> list:
-    return list(map(table.__getitem__, column))
-
-
-def orphan_reasons(cpids: list, nattch: list, live: set) -> list:
-    """Why each segment is an orphan (no process attached, creator gone), or None. A cpid of
-    0 is a creator outside our PID namespace: unknown, so never called gone."""
-    reason = {cpid: None if cpid in live or cpid == 0 else f"no process attached and creator pid {cpid} is gone"
-              for cpid in set(cpids)}
-    orphans = _lookup(reason, cpids)
-    if any(nattch):
-        orphans = [None if attached else why for why, attached in zip(orphans, nattch)]
-    return orphans
-
-
-def from_columns(c: Dict[str, list], live: set) -> List[Segment]:
-    """Segments from /proc/sysvipc/shm's columns; map() over columns keeps 32000 rows cheap.
-    `live` is the set of pids, which tells whose creator is gone."""
-    n = len(c["shmid"])
-    perms, distinct = c["perms"], set(c["perms"])
-    mode = _lookup({p: p & 0o777 for p in distinct}, perms)
-    dest = _lookup({p: bool(p & SHM_DEST) for p in distinct}, perms)
-    locked = _lookup({p: bool(p & SHM_LOCKED) for p in distinct}, perms)
-    return list(map(Segment, repeat("sysv", n), list(map("sysv:{}".format, c["shmid"])), c["shmid"], c["key"],
-                    repeat(None, n), mode, c["uid"], c["gid"], c["cuid"], c["cgid"], c["size"], c["rss"],
-                    c["swap"], c["nattch"], c["cpid"], c["lpid"], c["atime"], c["dtime"], c["ctime"],
-                    repeat(0, n), dest, locked, repeat(False, n), repeat(False, n),
-                    orphan_reasons(c["cpid"], c["nattch"], live)))
-
-
-def attach_processes(segments: List[Segment], view: View) -> None:
-    """Fill attachments from the maps: `/SYSV%08x (deleted)`, inode = shmid. Only processes
-    of our IPC namespace count (another namespace reuses the same shmids). A mapping on a
-    device other than the shmem mount is a hugetlbfs one: SHM_HUGETLB is not kept in perms."""
-    by_id: Dict[int, Segment] = {s.id: s for s in segments}
-    for s in segments:
-        s.attachments = []
-    for pid, m in view.mappings():
-        seg = by_id.get(m.inode)
-        if seg is None or not m.path.startswith(SYSV_PREFIX) or not view.same_ipc_namespace(pid):
-            continue
-        seg.attachments.append(view.attachment(pid, m))
-        if view.shmem_dev is not None and m.dev != view.shmem_dev:
-            seg.hugetlb = True
-
-
-def collect(view: View, processes: bool = False) -> List[Segment]:
-    columns = read_sysvipc_shm(view.proc)
-    segments = from_columns(columns, view.pids)
-    # the maps scan is the costly part: only when someone is attached or asked for
-    if processes or any(columns["nattch"]):
-        attach_processes(segments, view)
-    return segments
-
-
-def resolve_key(address: "Address") -> int:
-    if address.ftok is not None:
-        from ..syscalls import ftok
-        return ftok(*address.ftok)
-    return address.key
-
-
-def find(address: "Address", view: View) -> Segment:
-    segments = from_columns(read_sysvipc_shm(view.proc), view.pids)
-    if address.shmid is not None:
-        matches = [s for s in segments if s.id == address.shmid]
-        wanted = f"shmid {address.shmid}"
-    else:
-        key = resolve_key(address)
-        if key == 0:
-            raise UsageError(f"{address}", "key 0 is IPC_PRIVATE and names no segment", "address it by shmid")
-        matches = [s for s in segments if s.key == key]
-        wanted = f"key {format_key(key)}"
-    if not matches:
-        raise NotFound(f"{address}", f"no SysV segment with {wanted}",
-                       "a segment marked for removal loses its key; see shmctl list -m")
-    segment = matches[0]
-    attach_processes([segment], view)
-    return segment
-
-
-# --- lifecycle: create, open, remove ---
-
-def resolve_shmid(address: "Address") -> int:
-    from .. import syscalls
-    if address.shmid is not None:
-        return address.shmid
-    key = resolve_key(address)
-    try:
-        return syscalls.shmget(key, 0, 0)
-    except ShmctlError as exc:
-        if exc.errno == errno.ENOENT:
-            raise NotFound(str(address), f"no SysV segment with key {format_key(key)}",
-                           "a segment marked for removal loses its key; see shmctl list -m") from None
-        raise
-
-
-def _stat(shmid: int, address: str):
-    from .. import syscalls
-    try:
-        return syscalls.shmctl_stat(shmid)
-    except ShmctlError as exc:
-        if exc.errno in (errno.EINVAL, errno.EIDRM):
-            raise NotFound(address, f"no SysV segment with shmid {shmid}", "see shmctl list -m") from None
-        raise
-
-
-def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
-    """shmat the segment (read-only unless writing): it counts in nattch while open."""
-    from .. import syscalls
-    from .access import Handle
-    shmid = resolve_shmid(address)
-    where = f"sysv:{shmid}"
-    size = _stat(shmid, where).shm_segsz
-    try:
-        addr = syscalls.shmat(shmid, readonly=not writable)
-    except ShmctlError as exc:
-        if exc.errno in (errno.EINVAL, errno.EIDRM):
-            raise NotFound(where, "the segment went away") from None
-        raise
-    view = syscalls.memory_at(addr, size)
-    return Handle(where, size, view=view if writable else view.toreadonly(),
-                  on_close=lambda: syscalls.shmdt(addr), shmid=shmid, base=addr)
-
-
-def remove(segment: Segment) -> None:
-    from .. import syscalls
-    try:
-        syscalls.shmctl_rmid(segment.id)
-    except ShmctlError as exc:
-        if exc.errno in (errno.EINVAL, errno.EIDRM):
-            raise NotFound(segment.address, "already gone") from None
-        raise
+from ...errors import Conflict, LimitReached, PermissionDenied, ShmctlError, UsageError
+from ...units import format_key
+from .. import View, adopt
+from . import _stat, open_segment
 
 
 class SysvRequest:
@@ -168,8 +25,8 @@ def _existing(req: SysvRequest, plan: List[str]):
     """The segment that already has the key, adopted under --exist-ok only when it is what
     was asked for. Anyone may take a free key first, and an owner may even hand a segment
     to us with IPC_SET: its creator (cuid) stays theirs, so both uid and cuid must match."""
-    from .. import syscalls
-    from .files import Created
+    from ... import syscalls
+    from ..files import Created
     if req.key == 0:
         return None
     try:
@@ -207,13 +64,13 @@ def _stat_existing(shmid: int, where: str):
 def huge_page_size(requested: Optional[int], proc: str) -> int:
     if requested:
         return requested
-    from ..procfs.meminfo import read_meminfo
+    from ...procfs.meminfo import read_meminfo
     return read_meminfo(proc).get("Hugepagesize", 2 << 20)
 
 
 def huge_pages_available(page_size: int) -> Optional[int]:
     """Pages a new hugetlb segment may take: free minus reserved, plus overcommit room."""
-    from ..procfs import hugepages
+    from ...procfs import hugepages
     read = hugepages.read_counters(os.path.dirname(hugepages.pool_path(page_size, "")), hugepages.POOL_FIELDS)
     if len(read) < len(hugepages.POOL_FIELDS):
         return None  # no pool of that size
@@ -235,7 +92,7 @@ CAP_IPC_LOCK = 14
 def check_limits(req: SysvRequest, where: str, proc: str) -> List[str]:
     """Each kernel limit the new segment meets, as plan lines; LimitReached for the first it
     would pass. ENOSPC alone cannot tell shmmni from shmall: SHM_INFO and IPC_INFO can."""
-    from .. import syscalls
+    from ... import syscalls
     info, usage = syscalls.ipc_info(), syscalls.shm_info()
     pages = -(-req.size // syscalls.PAGE_SIZE)
     lines = [f"shmmax: {req.size} of {info.shmmax} bytes",
@@ -299,8 +156,8 @@ def create(req: SysvRequest, view: View):
     whole it has mode 0600, so no other user can attach a half-filled segment; the mode
     (and --owner) asked for are set last. Losing a race for the key under --exist-ok adopts
     the winner's segment, after the same checks as any existing one."""
-    from .. import syscalls
-    from .files import Created
+    from ... import syscalls
+    from ..files import Created
     where = f"create sysv:key={format_key(req.key)}" if req.key else "create sysv"
     plan: List[str] = []
     found = _existing(req, plan)
@@ -327,7 +184,7 @@ def create(req: SysvRequest, view: View):
 
 
 def _shmget_flags(req: SysvRequest) -> int:
-    from .. import syscalls
+    from ... import syscalls
     flags = syscalls.IPC_CREAT | syscalls.IPC_EXCL | (0o600 if req.fill is not None else req.mode)
     if req.hugetlb:
         flags |= syscalls.SHM_HUGETLB
@@ -337,8 +194,8 @@ def _shmget_flags(req: SysvRequest) -> int:
 
 
 def _finish(shmid: int, req: SysvRequest, view: View) -> None:
-    from .. import syscalls
-    from ..address import Address
+    from ... import syscalls
+    from ...address import Address
     if req.lock:
         syscalls.shmctl_lock(shmid)
     if req.fill is not None:
@@ -351,3 +208,20 @@ def _finish(shmid: int, req: SysvRequest, view: View) -> None:
 
 def _gone_again(where: str):
     raise Conflict(where, "the key was taken and freed again by someone else while we created it", "try again")
+
+
+def request_key(address: "Address", key: Optional[str], ftok: Optional[str]) -> int:
+    """The key of a new segment: from the address, --key or --ftok (given once at most)."""
+    from ...address import parse_key, parse_proj
+    from ...syscalls import ftok as derive
+    given = [x for x in (address.key or None, address.ftok, key, ftok) if x]
+    if len(given) > 1:
+        raise UsageError("create sysv", "give the key once: in the address, --key or --ftok")
+    if ftok:
+        path, sep, proj = ftok.rpartition(",")
+        if not sep:
+            raise UsageError(f"invalid --ftok '{ftok}'", "expected PATH,PROJ")
+        return derive(path, parse_proj(proj))
+    if address.ftok:
+        return derive(*address.ftok)
+    return parse_key(key) if key is not None else (address.key or 0)

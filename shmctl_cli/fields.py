@@ -1,0 +1,268 @@
+"""Every field of a segment, defined once: its column name, JSON key, the kinds that have it,
+how one value reads (table cell, JSON value, `stat` line), alignment, sort and help. The
+printers in render/ (plain, raw, rich, JSON, stat) and the options `-o`, `--sort` and
+`--list-columns` all read this one table; adding a field is one `Field(...)` line in FIELDS.
+
+Plain data and pure functions: no kernel, no rich, no json (start-up stays light)."""
+from __future__ import annotations
+
+import os
+from operator import attrgetter
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+from .address import printable
+from .model import STATUS_WORDS, Attachment
+from .units import format_key, format_mode, format_size, format_time, mode_string
+
+KINDS = ("sysv", "posix", "mmap")
+
+
+class Style:
+    """How values read: exact sizes (--bytes, and the default on a pipe), numeric ids."""
+
+    def __init__(self, exact_sizes: bool = False, numeric_ids: bool = False,
+                 user_name: Callable[[Optional[int]], Optional[str]] = str):
+        self.exact_sizes, self.numeric_ids, self.user_name = exact_sizes, numeric_ids, user_name
+
+    def size(self, n: Optional[int]) -> str:
+        return format_size(n, self.exact_sizes)
+
+    def user(self, uid: Optional[int]) -> str:
+        if uid is None:
+            return "-"
+        return str(uid) if self.numeric_ids else (self.user_name(uid) or str(uid))
+
+
+class Field:
+    """One field. `attr`: the segment attribute(s) that hold it (its JSON value, and what
+    --sort orders by when `sort`); `get`: what a table cell reads, `attr` unless given;
+    `fmt(value, style)`: the cell text, None when the value is text already; `json(value,
+    style)`: the JSON value, the value itself when None. `name` None: JSON only; `key` None:
+    no JSON. `label`: the `stat` line (None: not in stat), `labels` per kind where it differs,
+    `detail(segment, style)` where the line says more than the cell, `omit_empty`: no line
+    when `attr` is None or "". `kinds`: the kinds that have it (stat shows it only for
+    those). `json_after`/`stat_after`: a field whose place in JSON/stat is after the named
+    column rather than in table order. `distinct`: format each distinct value once (hashable
+    values); `cells(segments, style)`: a faster whole-column path; `escaped`: `fmt` escapes
+    its text itself; `colour(text)`: rich markup for the text."""
+    __slots__ = ("name", "key", "attr", "get", "fmt", "json", "right", "sort", "kinds", "help", "label",
+                 "labels", "detail", "omit_empty", "json_after", "stat_after", "distinct", "cells", "escaped",
+                 "colour", "value")
+
+    def __init__(self, name: Optional[str], key: Optional[str], attr: Union[str, tuple],
+                 fmt: Optional[Callable] = None, *,
+                 get: Optional[Callable] = None, json: Optional[Callable] = None, right: bool = False,
+                 sort: bool = False, kinds: Sequence[str] = KINDS, help: str = "", label: Optional[str] = None,
+                 labels: Optional[Dict[str, str]] = None, detail: Optional[Callable] = None,
+                 omit_empty: bool = False, json_after: Optional[str] = None, stat_after: Optional[str] = None,
+                 distinct: bool = True, cells: Optional[Callable] = None, escaped: bool = False,
+                 colour: Optional[Callable[[str], str]] = None):
+        self.name, self.key, self.attr, self.fmt, self.json = name, key, attr, fmt, json
+        self.value = attrgetter(attr) if isinstance(attr, str) else attrgetter(*attr)
+        self.get = get or self.value
+        self.right, self.sort, self.kinds, self.help = right, sort, tuple(kinds), help
+        self.label, self.labels, self.detail, self.omit_empty = label, labels or {}, detail, omit_empty
+        self.json_after, self.stat_after = json_after, stat_after
+        self.distinct, self.cells, self.escaped, self.colour = distinct, cells, escaped, colour
+
+    def text(self, segment, style: Style) -> str:
+        """One cell's text, not yet escaped."""
+        value = self.get(segment)
+        return value if self.fmt is None else self.fmt(value, style)
+
+    def sort_key(self, style: Style) -> Callable:
+        """Typed fields sort as numbers (None last), the others by their text."""
+        if self.sort:
+            value = self.value
+            return lambda s: (value(s) is None, value(s) or 0)
+        return lambda s: self.text(s, style)
+
+
+# --- how values read ---
+
+def _opt(value, style=None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _time(epoch, style=None) -> str:
+    return format_time(epoch) or "-"
+
+
+def _iso(epoch, style) -> Optional[str]:
+    return format_time(epoch, True)
+
+
+def _size(n, style: Style) -> str:
+    return style.size(n)
+
+
+def _user(uid, style: Style) -> str:
+    return style.user(uid)
+
+
+def _key(key, style=None) -> str:
+    return format_key(key) if key is not None else "-"
+
+
+def _name(value, style) -> str:
+    kind, key, name = value
+    if kind == "sysv":
+        return _key(key)
+    return name or "-"
+
+
+def _text(value, style=None) -> Optional[str]:
+    return value if value is None else printable(value)
+
+
+_COMMA = "\\x2c"
+
+
+def _processes(attachments, style) -> str:
+    """`pid:comm,...`, escaped here: a comm holding a comma would forge another process."""
+    if attachments is None:
+        return "-"
+    seen, parts = set(), []
+    for a in attachments:
+        if a.pid not in seen:
+            seen.add(a.pid)
+            parts.append(f"{a.pid}:{printable(a.comm, space=True).replace(',', _COMMA)}")
+    return ",".join(parts) or "-"
+
+
+def _status_cells(segments, style) -> List[str]:
+    """Most segments share a status: look at each flag column once (C-level passes), and
+    combine only the flags that some segment has; the same words as Segment.status."""
+    flags = [list(map(attrgetter(word), segments)) for word in STATUS_WORDS]
+    flags[-1] = list(map(bool, flags[-1]))  # orphan holds its reason
+    unsure = list(map(attrgetter("orphan_unsure"), segments))
+    if any(unsure):
+        flags[-1] = ["?" if u and o else o for o, u in zip(flags[-1], unsure)]
+    active = [i for i, column in enumerate(flags) if any(column)]
+    if not active:
+        return ["-"] * len(segments)
+    if len(active) == 1 and not any(unsure):
+        word = STATUS_WORDS[active[0]]
+        return [word if on else "-" for on in flags[active[0]]]
+    rows = list(zip(*flags))
+    text = {row: ",".join(w + (on if isinstance(on, str) else "") for w, on in zip(STATUS_WORDS, row) if on) or "-"
+            for row in set(rows)}
+    return list(map(text.__getitem__, rows))
+
+
+_STATUS_COLOURS = {"orphan": "yellow", "orphan?": "yellow", "dest": "red", "locked": "cyan", "hugetlb": "magenta"}
+
+
+def _status_colour(text: str) -> str:
+    if text == "-":
+        return text
+    return ",".join(f"[{_STATUS_COLOURS.get(w, 'default')}]{w}[/]" for w in text.split(","))
+
+
+def attachment_dict(a: Attachment) -> dict:
+    data = {"pid": a.pid, "comm": printable(a.comm), "uid": a.uid, "user": _text(a.user),
+            "start": f"0x{a.start:x}", "end": f"0x{a.end:x}", "length": a.length, "perms": a.perms,
+            "offset": a.offset}
+    if a.command is not None:
+        data["command"] = printable(a.command)
+    return data
+
+
+def _attachments_json(attachments, style):
+    return None if attachments is None else [attachment_dict(a) for a in attachments]
+
+
+SYSV, FILES = ("sysv",), ("posix", "mmap")
+
+# The one table. Its order is the order of --list-columns and --output-all; JSON and stat
+# follow it too, but for the fields that name a place with json_after/stat_after.
+# Drift kept as scripts and tests know it: the column PERMS (octal) is JSON's "mode" (a
+# number), and the column MODE (rwx) is JSON's "perms".
+FIELDS: List[Field] = [
+    Field("ADDRESS", "address", "address", json=_text, distinct=False, label="address",
+          help="the segment's address"),
+    Field("KIND", "kind", "kind", label="kind", help="sysv, posix or mmap"),
+    Field("KEY", "key", "key", _key, sort=True, kinds=SYSV, label="key", help="SysV key"),
+    Field("NAME", "name", "name", _name, get=attrgetter("kind", "key", "name"), json=_text, kinds=FILES,
+          label="name", help="SysV key, POSIX name, mmap path or backing"),
+    Field("ID", "id", "id", _opt, right=True, sort=True, distinct=False, label="inode", labels={"sysv": "shmid"},
+          json_after="KIND", help="shmid (sysv) or inode"),
+    Field("OWNER", "owner", "uid", _user, json=lambda v, st: None if v is None else printable(st.user(v)),
+          label="owner", detail=lambda s, st: f"{st.user(s.uid)} (uid {_opt(s.uid)}, gid {_opt(s.gid)})",
+          help="owner"),
+    Field("GROUP", None, "gid", _opt, right=True, help="owner's group id"),
+    Field("UID", "uid", "uid", _opt, right=True, sort=True, help="owner's user id"),
+    Field("GID", "gid", "gid", _opt, right=True, sort=True, help="owner's group id"),
+    Field("CUID", "cuid", "cuid", _opt, right=True, sort=True, help="creator's user id"),
+    Field("CGID", "cgid", "cgid", _opt, right=True, sort=True, help="creator's group id"),
+    Field("CUSER", None, "cuid", _user, label="creator", omit_empty=True,
+          detail=lambda s, st: f"{st.user(s.cuid)} (uid {s.cuid}, gid {_opt(s.cgid)})", help="creator"),
+    Field("PERMS", "mode", "mode", lambda v, st: format_mode(v), label="perms",
+          detail=lambda s, st: f"{format_mode(s.mode)} ({mode_string(s.mode)})", help="permissions, octal"),
+    Field("MODE", "perms", "mode", lambda v, st: mode_string(v), json=lambda v, st: mode_string(v),
+          help="permissions, rwx"),
+    Field("SIZE", "size", "size", _size, right=True, sort=True, label="size", help="size"),
+    Field("RSS", "rss", "rss", _size, right=True, sort=True, label="rss", labels={"posix": "allocated"},
+          help="resident memory"),
+    Field("SWAP", "swap", "swap", _size, right=True, sort=True, label="swap", omit_empty=True, help="swapped out"),
+    Field("NATTCH", "nattch", "nattch", _opt, right=True, sort=True, label="nattch", help="attached processes"),
+    Field("CPID", "cpid", "cpid", _opt, right=True, sort=True, kinds=SYSV, label="cpid", help="creator pid"),
+    Field("LPID", "lpid", "lpid", _opt, right=True, sort=True, kinds=SYSV, label="lpid",
+          help="pid of the last attach/detach"),
+    Field("ATIME", "atime", "atime", _time, json=_iso, sort=True, label="atime", help="last attach (sysv) or access"),
+    Field("DTIME", "dtime", "dtime", _time, json=_iso, sort=True, kinds=SYSV, label="dtime",
+          help="last detach (sysv)"),
+    Field("CTIME", "ctime", "ctime", _time, json=_iso, sort=True, label="ctime", help="last change"),
+    Field("MTIME", "mtime", "mtime", _time, json=_iso, sort=True, kinds=FILES, label="mtime", stat_after="DTIME",
+          help="last modification (posix, mmap)"),
+    Field("STATUS", "status", "status", lambda v, st: ",".join(v) or "-", distinct=False, cells=_status_cells,
+          colour=_status_colour, label="status",
+          help="dest, locked, hugetlb, orphan (orphan? where some processes were hidden), semaphore"),
+    Field("ORPHAN", "orphan", "orphan", lambda v, st: v or "-", label="orphan", omit_empty=True,
+          help="why the segment is an orphan"),
+    Field(None, "orphan_certain", ("orphan", "orphan_unsure"),
+          json=lambda v, st: bool(v[0]) and not v[1]),
+    Field("BACKING", "backing", "backing", lambda v, st: v[0] or v[1], get=attrgetter("backing", "kind"),
+          label="backing", omit_empty=True, stat_after="ID", help="mmap: anonymous, memfd, tmpfs, hugetlbfs, file"),
+    Field(None, "device", "device", json=lambda v, st: None if v is None else f"{os.major(v)}:{os.minor(v)}"),
+    Field("PROCESSES", "processes", "attachments", _processes, json=_attachments_json, distinct=False,
+          escaped=True, help="attached processes, pid:comm"),
+]
+
+COLUMNS: Dict[str, Field] = {f.name: f for f in FIELDS if f.name}
+
+
+def _placed(fields: List[Field], after: str) -> List[Field]:
+    order = [f for f in fields if getattr(f, after) is None]
+    for f in fields:
+        target = getattr(f, after)
+        if target is not None:
+            order.insert(next(i for i, g in enumerate(order) if g.name == target) + 1, f)
+    return order
+
+
+JSON_FIELDS: List[Field] = _placed([f for f in FIELDS if f.key], "json_after")
+STAT_FIELDS: List[Field] = _placed([f for f in FIELDS if f.label], "stat_after")
+
+DEFAULT_COLUMNS = {
+    "sysv": ["ADDRESS", "KEY", "ID", "OWNER", "PERMS", "SIZE", "RSS", "NATTCH", "CPID", "LPID", "CTIME", "STATUS"],
+    "posix": ["ADDRESS", "NAME", "ID", "OWNER", "PERMS", "SIZE", "RSS", "NATTCH", "CTIME", "STATUS"],
+    "mmap": ["ADDRESS", "NAME", "ID", "OWNER", "PERMS", "BACKING", "SIZE", "RSS", "NATTCH", "CTIME", "STATUS"],
+    "all": ["ADDRESS", "KIND", "NAME", "ID", "OWNER", "PERMS", "SIZE", "RSS", "NATTCH", "CPID", "LPID", "CTIME",
+            "STATUS"],
+}
+
+
+def default_columns(kinds: Sequence[str]) -> List[str]:
+    return list(DEFAULT_COLUMNS[kinds[0] if len(kinds) == 1 else "all"])
+
+
+def stat_lines(s, style: Style) -> List[tuple]:
+    """(label, text) of every field `stat` shows for this segment, in stat order."""
+    lines = []
+    for f in STAT_FIELDS:
+        if s.kind not in f.kinds or (f.omit_empty and f.value(s) in (None, "")):
+            continue
+        text = f.detail(s, style) if f.detail is not None else f.text(s, style)
+        lines.append((f.labels.get(s.kind, f.label), text))
+    return lines

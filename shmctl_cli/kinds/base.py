@@ -1,0 +1,142 @@
+"""The Kind interface: what every kind of segment does, and the kernel's rules for it.
+
+inspect:   collect (every segment), find (one address)
+lifecycle: create, open_segment, remove; check_create_options (which create options it
+           takes), check_growth (whether and where it may grow), users / in_use (what keeps
+           it alive), in_use_refusal / removed_note (what rm says about it).
+
+One subclass per kind (sysv.py, posix.py, mmap.py), each module's KIND, looked up by name
+in the registry of kinds/__init__.py. The commands call these and never ask a kind's name.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
+
+from ..errors import Conflict, UsageError
+
+if TYPE_CHECKING:
+    from ..address import Address
+    from ..model import Segment
+    from . import View
+    from .access import Handle
+    from .files import Created
+
+
+def processes(count: int, what: str = "process") -> str:
+    """`1 process`, `2 attached processes`."""
+    return f"1 {what}" if count == 1 else f"{count} {what}es"
+
+
+class CreateOptions:
+    """Everything `create` was asked, whatever the kind; each kind takes what suits it."""
+
+    def __init__(self, size: int, mode: int = 0o600, exist_ok: bool = False, dry_run: bool = False,
+                 fill: Optional[Callable[["Handle"], None]] = None, owner: Optional[int] = None,
+                 larger_ok: bool = False, resize: bool = False, force: bool = False, overcommit: bool = False,
+                 key: Optional[str] = None, ftok: Optional[str] = None, hugetlb: bool = False,
+                 huge_size: Optional[int] = None, lock: bool = False):
+        self.size, self.mode, self.exist_ok, self.dry_run, self.fill = size, mode, exist_ok, dry_run, fill
+        self.owner, self.larger_ok, self.resize, self.force, self.overcommit = owner, larger_ok, resize, force, overcommit
+        self.key, self.ftok, self.hugetlb, self.huge_size, self.lock = key, ftok, hugetlb, huge_size, lock
+
+
+class Kind:
+    name = ""
+    # whether the kernel itself counts the users (SysV's nattch): hidden processes change nothing
+    kernel_counts_users = False
+    # whether `rm --orphans/--all` skips it when processes are hidden (in use cannot be told)
+    unsure_when_hidden = False
+    # whether `rm --orphans/--all` takes it when no --kind is given
+    removed_in_bulk = True
+    force_hint = "--force unlinks it; the memory is freed when the last process lets go"
+
+    # --- inspect ---
+
+    def collect(self, view: "View", all_mappings: bool, processes: bool) -> Tuple[List["Segment"], List[str]]:
+        """Every segment of the kind, and notes on entries skipped."""
+        raise NotImplementedError
+
+    def find(self, address: "Address", view: "View") -> "Segment":
+        raise NotImplementedError
+
+    def resolve(self, address: "Address", view: "View") -> "Address":
+        """The address under which the object is handled (another kind's, where it is one)."""
+        return address
+
+    # --- lifecycle ---
+
+    def check_create_options(self, address: "Address", options: CreateOptions) -> None:
+        """UsageError for an option that does not suit the kind."""
+
+    def create(self, address: "Address", options: CreateOptions, view: "View") -> "Created":
+        raise NotImplementedError
+
+    def open_segment(self, address: "Address", view: "View", writable: bool) -> "Handle":
+        raise NotImplementedError
+
+    def check_growth(self, where: str, address: "Address", view: "View", size: int, end: int, grow: bool,
+                     overcommit: bool) -> str:
+        """The room line for growing from size to end; Conflict or LimitReached if it may not."""
+        raise Conflict(where, f"{end - size} bytes would pass the end ({size} bytes)", "--grow extends it")
+
+    def users(self, segment: "Segment", view: "View") -> List[int]:
+        """Pids that keep the segment in use."""
+        return sorted(set(segment.pids))
+
+    def in_use(self, segment: "Segment", users: List[int]) -> int:
+        """How many processes use it (counted by the kernel where it counts them)."""
+        return len(users)
+
+    def not_shared_memory(self, segment: "Segment", view: "View") -> Optional[str]:
+        """What the segment is when it is no shared memory at all (never removed in bulk)."""
+        return None
+
+    def check_removable(self, segment: "Segment") -> None:
+        """Conflict for a segment that has nothing to remove, before anything else is asked."""
+
+    def remove(self, segment: "Segment", view: "View") -> None:
+        raise NotImplementedError
+
+    def in_use_refusal(self, segment: "Segment", users: List[int], view: "View") -> Conflict:
+        names = ", ".join(f"{pid} ({view.comm(pid)})" for pid in users[:8]) + (" ..." if len(users) > 8 else "")
+        who = f"pids {names}" if users else "processes not visible to you"
+        return Conflict(segment.address, f"still in use by {processes(self.in_use(segment, users))}: {who}",
+                        self.force_hint)
+
+    def removed_note(self, segment: "Segment", in_use: int) -> str:
+        """What rm says after removing a segment that `in_use` processes still use."""
+        return f"{segment.address} unlinked; its memory is freed when the {processes(in_use)} using it let go"
+
+
+class FileKind(Kind):
+    """A kind whose segments are files (POSIX objects, mmap files): made, grown and locked
+    through kinds/files."""
+
+    _sysv_only = (("--key", "key"), ("--ftok", "ftok"), ("--hugetlb", "hugetlb"), ("--huge-size", "huge_size"),
+                  ("--lock", "lock"))
+
+    def check_create_options(self, address: "Address", options: CreateOptions) -> None:
+        wrong = [flag for flag, attr in self._sysv_only if getattr(options, attr)]
+        if wrong:
+            hint = "for POSIX and mmap, shmctl attach --lock pins pages while it holds them" if options.lock else ""
+            raise UsageError(f"create {address}", f"{wrong[0]} applies to SysV segments only", hint)
+
+    def request(self, options: CreateOptions):
+        from .files import FileRequest
+        return FileRequest(options.size, options.mode, options.exist_ok, options.resize, options.force,
+                           options.dry_run, options.fill, owner=options.owner, larger_ok=options.larger_ok,
+                           overcommit=options.overcommit)
+
+    def growth_directory(self, where: str, address: "Address", view: "View", size: int, end: int) -> str:
+        """The directory whose filesystem must hold the growth."""
+        raise NotImplementedError
+
+    def check_growth(self, where: str, address: "Address", view: "View", size: int, end: int, grow: bool,
+                     overcommit: bool) -> str:
+        """Only the growth counts: the write then fills part of it, which takes as much free
+        space as it releases of promise, so the sparse rest is what stays promised."""
+        if not grow:
+            return super().check_growth(where, address, view, size, end, grow, overcommit)
+        from .files import check_room
+        return check_room(where, self.growth_directory(where, address, view, size, end), end - size, overcommit,
+                          hint="--overcommit grows it anyway: the first writer past the space dies of SIGBUS")

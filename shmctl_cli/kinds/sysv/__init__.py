@@ -1,0 +1,209 @@
+"""SysV segments: /proc/sysvipc/shm for the list, /proc/PID/maps for who is attached; making
+one (shmget against the kernel limits) is in create.py."""
+from __future__ import annotations
+
+import errno
+from itertools import repeat
+from typing import TYPE_CHECKING, Dict, List
+
+from ...errors import Conflict, NotFound, ShmctlError, UsageError
+from ...model import Segment
+from ...procfs.sysvipc import SHM_DEST, SHM_LOCKED, read_sysvipc_shm
+from ...units import format_key
+from .. import View
+from ..base import CreateOptions, Kind, processes
+
+if TYPE_CHECKING:
+    from ...address import Address
+    from ..access import Handle
+
+
+SYSV_PREFIX = "/SYSV"
+
+
+def _lookup(table: dict, column: list) -> list:
+    return list(map(table.__getitem__, column))
+
+
+def orphan_reasons(cpids: list, nattch: list, live: set) -> list:
+    """Why each segment is an orphan (no process attached, creator gone), or None. A cpid of
+    0 is a creator outside our PID namespace: unknown, so never called gone."""
+    reason = {cpid: None if cpid in live or cpid == 0 else f"no process attached and creator pid {cpid} is gone"
+              for cpid in set(cpids)}
+    orphans = _lookup(reason, cpids)
+    if any(nattch):
+        orphans = [None if attached else why for why, attached in zip(orphans, nattch)]
+    return orphans
+
+
+def from_columns(c: Dict[str, list], live: set) -> List[Segment]:
+    """Segments from /proc/sysvipc/shm's columns; map() over columns keeps 32000 rows cheap.
+    `live` is the set of pids, which tells whose creator is gone."""
+    n = len(c["shmid"])
+    perms, distinct = c["perms"], set(c["perms"])
+    mode = _lookup({p: p & 0o777 for p in distinct}, perms)
+    dest = _lookup({p: bool(p & SHM_DEST) for p in distinct}, perms)
+    locked = _lookup({p: bool(p & SHM_LOCKED) for p in distinct}, perms)
+    return list(map(Segment, repeat("sysv", n), list(map("sysv:{}".format, c["shmid"])), c["shmid"], c["key"],
+                    repeat(None, n), mode, c["uid"], c["gid"], c["cuid"], c["cgid"], c["size"], c["rss"],
+                    c["swap"], c["nattch"], c["cpid"], c["lpid"], c["atime"], c["dtime"], c["ctime"],
+                    repeat(0, n), dest, locked, repeat(False, n), repeat(False, n),
+                    orphan_reasons(c["cpid"], c["nattch"], live)))
+
+
+def attach_processes(segments: List[Segment], view: View) -> None:
+    """Fill attachments from the maps: `/SYSV%08x (deleted)`, inode = shmid. Only processes
+    of our IPC namespace count (another namespace reuses the same shmids). A mapping on a
+    device other than the shmem mount is a hugetlbfs one: SHM_HUGETLB is not kept in perms."""
+    by_id: Dict[int, Segment] = {s.id: s for s in segments}
+    for s in segments:
+        s.attachments = []
+    for pid, m in view.mappings():
+        seg = by_id.get(m.inode)
+        if seg is None or not m.path.startswith(SYSV_PREFIX) or not view.same_ipc_namespace(pid):
+            continue
+        seg.attachments.append(view.attachment(pid, m))
+        if view.shmem_dev is not None and m.dev != view.shmem_dev:
+            seg.hugetlb = True
+
+
+def collect(view: View, processes: bool = False) -> List[Segment]:
+    columns = read_sysvipc_shm(view.proc)
+    segments = from_columns(columns, view.pids)
+    # the maps scan is the costly part: only when someone is attached or asked for
+    if processes or any(columns["nattch"]):
+        attach_processes(segments, view)
+    return segments
+
+
+def resolve_key(address: "Address") -> int:
+    if address.ftok is not None:
+        from ...syscalls import ftok
+        return ftok(*address.ftok)
+    return address.key
+
+
+def find(address: "Address", view: View) -> Segment:
+    segments = from_columns(read_sysvipc_shm(view.proc), view.pids)
+    if address.shmid is not None:
+        matches = [s for s in segments if s.id == address.shmid]
+        wanted = f"shmid {address.shmid}"
+    else:
+        key = resolve_key(address)
+        if key == 0:
+            raise UsageError(f"{address}", "key 0 is IPC_PRIVATE and names no segment", "address it by shmid")
+        matches = [s for s in segments if s.key == key]
+        wanted = f"key {format_key(key)}"
+    if not matches:
+        raise NotFound(f"{address}", f"no SysV segment with {wanted}",
+                       "a segment marked for removal loses its key; see shmctl list -m")
+    segment = matches[0]
+    attach_processes([segment], view)
+    return segment
+
+
+# --- lifecycle: create, open, remove ---
+
+def resolve_shmid(address: "Address") -> int:
+    from ... import syscalls
+    if address.shmid is not None:
+        return address.shmid
+    key = resolve_key(address)
+    try:
+        return syscalls.shmget(key, 0, 0)
+    except ShmctlError as exc:
+        if exc.errno == errno.ENOENT:
+            raise NotFound(str(address), f"no SysV segment with key {format_key(key)}",
+                           "a segment marked for removal loses its key; see shmctl list -m") from None
+        raise
+
+
+def _stat(shmid: int, address: str):
+    from ... import syscalls
+    try:
+        return syscalls.shmctl_stat(shmid)
+    except ShmctlError as exc:
+        if exc.errno in (errno.EINVAL, errno.EIDRM):
+            raise NotFound(address, f"no SysV segment with shmid {shmid}", "see shmctl list -m") from None
+        raise
+
+
+def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
+    """shmat the segment (read-only unless writing): it counts in nattch while open."""
+    from ... import syscalls
+    from ..access import Handle
+    shmid = resolve_shmid(address)
+    where = f"sysv:{shmid}"
+    size = _stat(shmid, where).shm_segsz
+    try:
+        addr = syscalls.shmat(shmid, readonly=not writable)
+    except ShmctlError as exc:
+        if exc.errno in (errno.EINVAL, errno.EIDRM):
+            raise NotFound(where, "the segment went away") from None
+        raise
+    view = syscalls.memory_at(addr, size)
+    return Handle(where, size, view=view if writable else view.toreadonly(),
+                  on_close=lambda: syscalls.shmdt(addr), shmid=shmid, base=addr)
+
+
+def remove(segment: Segment) -> None:
+    from ... import syscalls
+    try:
+        syscalls.shmctl_rmid(segment.id)
+    except ShmctlError as exc:
+        if exc.errno in (errno.EINVAL, errno.EIDRM):
+            raise NotFound(segment.address, "already gone") from None
+        raise
+
+
+class SysvKind(Kind):
+    name = "sysv"
+    kernel_counts_users = True  # nattch comes from the kernel: certain
+    force_hint = "--force marks it for removal: the kernel frees it when the last process detaches"
+
+    def collect(self, view: View, all_mappings: bool, processes: bool):
+        return collect(view, processes), []
+
+    def find(self, address: "Address", view: View) -> Segment:
+        return find(address, view)
+
+    def check_create_options(self, address: "Address", options: CreateOptions) -> None:
+        where = f"create {address}"
+        if options.resize:
+            raise UsageError(where, "a SysV segment cannot be resized", "remove it and create it anew")
+        if options.overcommit:
+            raise UsageError(where, "--overcommit applies to files on tmpfs and hugetlbfs",
+                             "SysV segments are bounded by shmmax and shmall instead")
+        huge_size = options.huge_size
+        if huge_size and not options.hugetlb:
+            raise UsageError("create sysv", "--huge-size goes with --hugetlb")
+        if huge_size and huge_size & (huge_size - 1):
+            raise UsageError("create sysv", f"--huge-size {huge_size} is not a power of two", "e.g. 2M or 1G")
+        if not address.is_new and address.shmid is not None:
+            raise UsageError(where, "the kernel picks the shmid", "create sysv [--key KEY]")
+
+    def create(self, address: "Address", options: CreateOptions, view: View):
+        from .create import SysvRequest, create, request_key
+        o = options
+        return create(SysvRequest(request_key(address, o.key, o.ftok), o.size, o.mode, o.hugetlb, o.huge_size,
+                                  o.lock, o.exist_ok, o.dry_run, o.fill, owner=o.owner, larger_ok=o.larger_ok), view)
+
+    def open_segment(self, address: "Address", view: View, writable: bool) -> "Handle":
+        return open_segment(address, view, writable)
+
+    def check_growth(self, where, address, view, size, end, grow, overcommit) -> str:
+        raise Conflict(where, f"{end - size} bytes would pass the end ({size} bytes)",
+                       "a SysV segment cannot grow: the kernel fixes its size at shmget")
+
+    def in_use(self, segment: Segment, users: List[int]) -> int:
+        return segment.nattch
+
+    def remove(self, segment: Segment, view: View) -> None:
+        remove(segment)
+
+    def removed_note(self, segment: Segment, in_use: int) -> str:
+        return (f"{segment.address} marked for removal: the kernel frees it when the last of "
+                f"{processes(in_use, 'attached process')} detaches")
+
+
+KIND = SysvKind()
