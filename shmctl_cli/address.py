@@ -89,6 +89,21 @@ class Address:
     path: Optional[str] = None  # mmap file path
     inode: Optional[int] = None
 
+    @classmethod
+    def sysv_shmid(cls, shmid: int) -> "Address":
+        """`sysv:SHMID` (ipcrm's `-m SHMID`)."""
+        return cls("sysv", shmid=shmid)
+
+    @classmethod
+    def sysv_key(cls, key: int) -> "Address":
+        """`sysv:key=KEY` (ipcrm's `-M KEY`), the key already parsed (parse_key)."""
+        return cls("sysv", key=key)
+
+    @classmethod
+    def posix(cls, name: str) -> "Address":
+        """`posix:/NAME`, the name without its leading slash, already checked (check_posix_name)."""
+        return cls("posix", name=name)
+
     @property
     def is_new(self) -> bool:
         """An address with no identity yet: the kernel picks one (`sysv` = IPC_PRIVATE)."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,6 +113,54 @@ def run(*args, env=None, input=None, prefix=(), timeout=60, binary=False, comman
 @pytest.fixture
 def shmctl():
     return run
+
+
+# --- shmctl in this process: for what needs no real process (usage errors, help, parsing) ---
+
+def run_in_process(*args, env=None, input=None, binary=False) -> Result:
+    """shmctl's main(argv) in this test's own process, through click's CliRunner isolation
+    (stdin, stdout, stderr, environment; help at 80 columns as on a pipe), for usage errors,
+    help texts and parse-only paths: the same exit code and the same bytes as `run` gives,
+    without starting an interpreter. Arguments may be bytes (decoded as Python decodes argv).
+    main() disables gc and installs signal handlers with a wakeup pipe: all of it is put back."""
+    from click.testing import CliRunner
+    from shmctl_cli import signals
+    from shmctl_cli.cli import main
+    argv = [os.fsdecode(a) if isinstance(a, bytes) else str(a) for a in args]
+    gc_was = gc.isenabled()
+    handlers = {signum: signal.getsignal(signum) for signum in signals.STOPS}
+    wakeup = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup)
+    read_end = signals._wakeup
+    try:
+        with CliRunner().isolation(input=input, env=env) as (stdout, stderr, _mixed):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # as the interpreter would turn it into a status
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            out, err = stdout.getvalue(), stderr.getvalue()
+    finally:
+        written = signal.set_wakeup_fd(wakeup)
+        if written not in (-1, wakeup):
+            os.close(written)
+        if signals._wakeup != read_end:
+            os.close(signals._wakeup)
+            signals._wakeup = read_end
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        if gc_was:
+            gc.enable()
+    result = Result(subprocess.CompletedProcess(argv, code, out if binary else out.decode("utf-8", "replace"),
+                                                err.decode("utf-8", "replace")))
+    result.err_bytes = err  # every byte, undecoded
+    return result
+
+
+@pytest.fixture
+def shmctl_in_process():
+    return run_in_process
 
 
 # --- real segments, made by another process ---

@@ -5,7 +5,7 @@ import sys
 import click
 import pytest
 
-from conftest import run
+from conftest import run, run_in_process
 from shmctl_cli import __version__
 from shmctl_cli.cli import all_commands, cli, main
 
@@ -17,11 +17,11 @@ def test_version_and_module_entry():
 
 
 def test_help_lists_exactly_the_commands_that_work():
-    r = run("--help")
+    r = run_in_process("--help")
     assert r.code == 0 and "Exit codes" in r.out
     assert set(all_commands()) == {"list", "stat", "create", "attach", "read", "write", "rm", "limits"}
     for name in all_commands():
-        assert run(name, "--help").code == 0
+        assert run_in_process(name, "--help").code == 0
 
 
 def test_console_script_entry_point():
@@ -43,6 +43,7 @@ def test_other_platforms_get_one_clear_line(monkeypatch, capsys):
 
 
 def test_usage_errors_are_one_line_exit_2():
+    run = run_in_process
     r = run("list", "--no-such-option")
     assert r.code == 2 and r.err.startswith("shmctl: No such option") and "--no-such-option" in r.err
     assert r.err.endswith(" (see 'shmctl list --help')\n") and len(r.err.splitlines()) == 1
@@ -55,7 +56,7 @@ def test_usage_errors_are_one_line_exit_2():
 def test_size_notes_go_to_stderr():
     r = run("list", "--min-size", "1kB", "--json")
     assert r.code == 0 and "1kB = 1000 bytes (kB is decimal)" in r.err
-    r = run("list", "--min-size", "lots")
+    r = run_in_process("list", "--min-size", "lots")
     assert r.code == 2 and r.err.startswith("shmctl: invalid size 'lots'")
 
 

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import needs_isolation, needs_root, nobody_prefix, run
+from conftest import needs_isolation, needs_root, nobody_prefix, run, run_in_process
 from kernel import ipcs_m, listed
 
 pytestmark = needs_isolation
@@ -166,7 +166,7 @@ def test_fifty_racing_creators_one_wins():
     (("sysv", "--ftok", "/tmp", "--size", "1"), "PATH,PROJ"),
 ])
 def test_usage_errors(args, why):
-    r = run("create", *args)
+    r = run_in_process("create", *args)
     assert r.code == 2 and r.out == "" and why in r.err and len(r.err.splitlines()) == 1
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import HERE, run
+from conftest import HERE, run, run_in_process
 
 ROOT = os.path.dirname(HERE)
 
@@ -51,7 +51,7 @@ def test_every_exit_code_and_address_form_is_in_help_man_and_readme():
     from shmctl_cli.address import FORMS
     from shmctl_cli.errors import Exit
     assert {int(code) for code in Exit} >= {0, 1, 2, 3, 4, 5, 6, 126, 127, 129, 130, 141, 143}
-    out = run("--help").out
+    out = run_in_process("--help").out
     help_text = " ".join(out.split())
     page = open(os.path.join(ROOT, "man", "shmctl.1")).read()
     readme = open(os.path.join(ROOT, "README.md")).read()

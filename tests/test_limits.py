@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import needs_isolation, needs_root, nobody_prefix, run
+from conftest import needs_isolation, needs_root, nobody_prefix, run, run_in_process
 from kernel import ANSI, on_terminal
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -273,7 +273,7 @@ REFUSALS = [
 
 @pytest.mark.parametrize("args, code, message", REFUSALS)
 def test_refusals_change_nothing(args, code, message, sysctls):
-    r = run("limits", "set", *args)
+    r = run_in_process("limits", "set", *args)
     assert (r.code, r.err, r.out) == (code, message, "")
     assert snapshot() == sysctls
 

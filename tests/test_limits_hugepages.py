@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import ROOT, needs_isolation, nobody_prefix, run
+from conftest import ROOT, needs_isolation, nobody_prefix, run, run_in_process
 from kernel import ANSI, on_terminal
 from test_limits import HEADER, PAGE, limits_json, proc_sys, sysctls  # noqa: F401 (sysctls: a fixture)
 
@@ -158,7 +158,7 @@ def test_show_pools():
 ])
 def test_hugepages_refusals_change_nothing(args, code, message):
     before = read_pool("nr_hugepages")
-    r = run("limits", "hugepages", *args)
+    r = run_in_process("limits", "hugepages", *args)
     assert r.code == code and r.err.startswith(message) and r.out == ""
     assert len(r.err.splitlines()) == 1 and read_pool("nr_hugepages") == before
 
@@ -217,7 +217,7 @@ def test_recommend_refuses_more_than_memtotal():
     (["--for", "1G", "--segments", "0"], "shmctl: Invalid value for '--segments': 0 is not in the range x>=1"),
 ])
 def test_recommend_usage_errors(args, message):
-    r = run("limits", "recommend", *args)
+    r = run_in_process("limits", "recommend", *args)
     assert r.code == 2 and r.err.startswith(message) and len(r.err.splitlines()) == 1
 
 

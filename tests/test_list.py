@@ -3,7 +3,7 @@ import os
 import re
 import subprocess
 
-from conftest import needs_isolation, needs_root, run
+from conftest import needs_isolation, needs_root, run, run_in_process
 from kernel import ANSI, ipcs_m, listed, lsipc_m, on_terminal, pids_of
 
 pytestmark = needs_isolation
@@ -167,10 +167,10 @@ def test_columns_raw_noheadings_and_escaping(hold, unique):
     assert run("list", "--output-all", "--kind", "posix").out.splitlines()[0].split()[-1] == "PROCESSES"
     raw = run("list", "--kind", "posix", "--raw", "--noheadings", "-o", "ADDRESS,SIZE").out
     assert f"{escaped} 4096\n" in raw and "ADDRESS" not in raw
-    assert "PROCESSES" in run("list", "--list-columns").out
-    bad = run("list", "-o", "ADDRESS,NOPE")
+    assert "PROCESSES" in run_in_process("list", "--list-columns").out
+    bad = run_in_process("list", "-o", "ADDRESS,NOPE")
     assert bad.code == 2 and "unknown column 'NOPE'" in bad.err
-    bad = run("list", "--sort", "NOPE")
+    bad = run_in_process("list", "--sort", "NOPE")
     assert bad.code == 2 and "unknown sort column 'NOPE'" in bad.err
 
 

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import needs_isolation, nobody_prefix, run
+from conftest import needs_isolation, nobody_prefix, run, run_in_process
 from kernel import created, ipcs_m, listed
 
 pytestmark = needs_isolation
@@ -177,5 +177,5 @@ def test_permission_denied(unique):
     (("-M", "0x1" + "0" * 10), "32 bits"), (("--posix", "a/b"), "may not contain '/'"),
 ])
 def test_usage(args, message):
-    r = run("rm", *args)
+    r = run_in_process("rm", *args)
     assert r.code == 2 and message in r.err and len(r.err.splitlines()) == 1

@@ -17,7 +17,7 @@ import pytest
 
 import kernel
 
-from conftest import ENV, ROOT, SECOND_UID, SHMCTL, needs_isolation, python_as
+from conftest import ENV, ROOT, SECOND_UID, SHMCTL, needs_isolation, python_as, run_in_process
 
 pytestmark = [needs_isolation, pytest.mark.skipif(not ROOT, reason="needs root to play other users")]
 SHM = b"/dev/shm/"
@@ -377,7 +377,8 @@ def test_rm_prints_and_asks_in_the_printable_form(planted, token):
     (("list", "--user", "nobody\x1b[2J\nx"), 2),
 ])
 def test_error_messages_are_one_printable_line(args, code):
-    got, out, err = shmctl(*(os.fsencode(a) for a in args))
+    r = run_in_process(*(os.fsencode(a) for a in args), binary=True)
+    got, out, err = r.code, r.out, r.err_bytes
     assert got == code and out == b""
     text = one_line(err)
     assert "x1b" in text or "x0a" in text or "/" in args[-1], text  # click quotes with repr: \x5cx1b

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import needs_isolation, run
+from conftest import needs_isolation, run, run_in_process
 
 pytestmark = needs_isolation
 
@@ -76,7 +76,7 @@ def test_mmap_by_inode_and_path(hold, unique, tmp_path):
     ("mmap:@1", None), ("mmap:/nonexistent/file", "shmctl: mmap:/nonexistent/file: no such file\n"),
 ])
 def test_unknown_segments_exit_3(address, message):
-    r = run("stat", address)
+    r = run_in_process("stat", address)
     assert r.code == 3 and r.out == ""
     assert r.err == message if message else r.err.startswith(f"shmctl: {address}: no process maps")
 
@@ -98,7 +98,7 @@ def test_things_in_dev_shm_that_are_not_segments(unique, cleanup_shm):
     ("sysv:key=0", "IPC_PRIVATE"),
 ])
 def test_malformed_addresses_exit_2(address, why):
-    r = run("stat", address)
+    r = run_in_process("stat", address)
     assert r.code == 2 and r.out == "" and len(r.err.splitlines()) == 1
     assert r.err.startswith("shmctl: invalid ")
     assert why in r.err
@@ -110,5 +110,5 @@ def test_ftok_of_a_missing_path():
 
 
 def test_the_expected_forms_are_named():
-    r = run("stat", "nope")
+    r = run_in_process("stat", "nope")
     assert "sysv:SHMID, sysv:key=KEY" in r.err and "mmap:@INODE" in r.err

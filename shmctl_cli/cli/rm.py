@@ -16,9 +16,9 @@ from .params import ADDRESS
 def _explicit(addresses, shmids, keys, names) -> list:
     from ..address import Address, check_posix_name, parse_key
     targets = list(addresses)
-    targets += [Address("sysv", shmid=shmid) for shmid in shmids]
-    targets += [Address("sysv", key=parse_key(key)) for key in keys]
-    targets += [Address("posix", name=check_posix_name(name)) for name in names]
+    targets += [Address.sysv_shmid(shmid) for shmid in shmids]
+    targets += [Address.sysv_key(parse_key(key)) for key in keys]
+    targets += [Address.posix(check_posix_name(name)) for name in names]
     return targets
 
 

@@ -29,10 +29,12 @@ def user_name(uid: Optional[int]) -> Optional[str]:
 
 
 class View:
-    """One look at the system. Nothing is read until a kind asks for it, and nothing twice."""
+    """One look at the system: its roots (/proc, /dev/shm, /sys) and the caches of one run.
+    Nothing is read until a kind asks for it, and nothing twice. A test (and later --ns)
+    redirects the system here, never in the readers, which take their root from it."""
 
-    def __init__(self, proc: str = procfs.PROC, shm_dir: str = procfs.SHM_DIR):
-        self.proc, self.shm_dir = proc, shm_dir
+    def __init__(self, proc: str = procfs.PROC, shm_dir: str = procfs.SHM_DIR, sys_root: str = procfs.SYS):
+        self.proc, self.shm_dir, self.sys_root = proc, shm_dir, sys_root
         self._comm: Dict[int, str] = {}
         self._uid: Dict[int, Optional[int]] = {}
         self._same_ipc: Dict[int, bool] = {}
@@ -100,7 +102,8 @@ class View:
 
     def attachment(self, pid: int, m) -> Attachment:
         uid = self.uid_of(pid)
-        return Attachment(pid, self.comm(pid), uid, user_name(uid), m.start, m.end, m.perms, m.offset)
+        return Attachment(pid, comm=self.comm(pid), uid=uid, user=user_name(uid), start=m.start, end=m.end,
+                          perms=m.perms, offset=m.offset)
 
     def mappings(self) -> Iterable[Tuple[int, maps_module.SharedMapping]]:
         for pid, mappings in self.maps.by_pid.items():
@@ -120,6 +123,9 @@ class View:
             except OSError:
                 continue
         return held
+
+
+System = View  # the name the design gives it
 
 
 def _safe_mountinfo(pid, proc: str) -> Dict[int, str]:

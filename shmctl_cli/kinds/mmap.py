@@ -93,7 +93,7 @@ def _new_segment(m: SharedMapping, backing: str, st: Optional[os.stat_result], v
     name = m.bare_path if backing != "anonymous" else "anonymous"
     if name.startswith("/memfd:"):
         name = name[1:]
-    seg = Segment("mmap", address, m.inode, None, name, device=m.dev, backing=backing, attachments=[])
+    seg = Segment("mmap", address, m.inode, name=name, device=m.dev, backing=backing, attachments=[])
     if st is not None:
         seg.mode, seg.uid, seg.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
         seg.size = st.st_size

@@ -26,8 +26,8 @@ def file_type(mode: int) -> str:
 
 
 def from_stat(name: str, st: os.stat_result) -> Segment:
-    return Segment("posix", posix_address(name), st.st_ino, None, "/" + name, st.st_mode & 0o7777,
-                   st.st_uid, st.st_gid, size=st.st_size, rss=st.st_blocks * 512,
+    return Segment("posix", posix_address(name), st.st_ino, name="/" + name, mode=st.st_mode & 0o7777,
+                   uid=st.st_uid, gid=st.st_gid, size=st.st_size, rss=st.st_blocks * 512,
                    atime=int(st.st_atime), ctime=int(st.st_ctime), mtime=int(st.st_mtime),
                    device=st.st_dev, semaphore=name.startswith(SEM_PREFIX))
 

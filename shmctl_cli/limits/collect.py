@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
-from ..procfs import PROC, SEM_PREFIX, SHM_DIR, SYS, read_text
+from ..procfs import SEM_PREFIX, read_text
 from ..procfs import hugepages as hugepages_fs
 from ..procfs.sysctl import read_sysctl_int
 from . import IPCMNI, IPCMNI_EXTENDED, DevShm, HugePool, Limits, Resource
 
-
-class Sources:
-    """Where to read: the real /proc, /sys and /dev/shm unless a test says otherwise."""
-
-    def __init__(self, proc: str = PROC, sys_root: str = SYS, shm_dir: str = SHM_DIR):
-        self.proc, self.sys_root, self.shm_dir = proc, sys_root, shm_dir
+if TYPE_CHECKING:
+    from ..kinds import View
 
 
-def collect(src: Optional[Sources] = None) -> Limits:
+def collect(view: Optional["View"] = None) -> Limits:
+    """Every limit, read from the roots of `view` (kinds.View: the real system by default)."""
+    from ..kinds import View
     from ..syscalls import PAGE_SIZE
-    src = src or Sources()
+    src = view or View()
     limits = Limits(PAGE_SIZE)
     read_sysv(limits, src)
     limits.dev_shm = read_dev_shm(src.shm_dir)
@@ -34,13 +32,13 @@ def collect(src: Optional[Sources] = None) -> Limits:
     return limits
 
 
-def read_sysv(limits: Limits, src: Sources) -> None:
+def read_sysv(limits: Limits, src: "View") -> None:
     """IPC_INFO and SHM_INFO answer for the caller's IPC namespace, as shmget(2) sees it."""
     from .. import syscalls
     from ..procfs.process import ipc_namespace
     info = syscalls.ipc_info()
     usage = syscalls.shm_info()
-    sizes, orphans = sysv_segments(src.proc)
+    sizes, orphans = sysv_segments(src)
     page = limits.page_size
     limits.resources = {
         "shmmax": Resource("shmmax", info.shmmax, max(sizes, default=0), "bytes", page,
@@ -56,20 +54,19 @@ def read_sysv(limits: Limits, src: Sources) -> None:
     limits.ipc_namespace = ipc_namespace("self", src.proc)
 
 
-def sysv_segments(proc: str) -> tuple:
+def sysv_segments(view: "View") -> tuple:
     """Sizes of the segments, and how many are orphans (nattch 0, creator gone): those that
     shm_rmid_forced=1 destroys the moment it is set."""
-    from ..kinds import View
     from ..kinds.sysv import from_columns
     from ..procfs.sysvipc import read_sysvipc_shm
     try:
-        segments = from_columns(read_sysvipc_shm(proc), View(proc).pids)
+        segments = from_columns(read_sysvipc_shm(view.proc), view.pids)
     except OSError:
         return [], 0
     return [s.size for s in segments], sum(1 for s in segments if s.orphan)
 
 
-def ipc_mni(proc: str = PROC) -> int:
+def ipc_mni(proc: str) -> int:
     """IPCMNI, or 16M when the kernel was booted with ipcmni_extend."""
     try:
         extended = "ipcmni_extend" in read_text(f"{proc}/cmdline").split()

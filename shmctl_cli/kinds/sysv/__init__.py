@@ -37,18 +37,20 @@ def orphan_reasons(cpids: list, nattch: list, live: set) -> list:
 
 
 def from_columns(c: Dict[str, list], live: set) -> List[Segment]:
-    """Segments from /proc/sysvipc/shm's columns; map() over columns keeps 32000 rows cheap.
+    """Segments from /proc/sysvipc/shm's columns, through Segment.rows (the fast path).
     `live` is the set of pids, which tells whose creator is gone."""
     n = len(c["shmid"])
     perms, distinct = c["perms"], set(c["perms"])
     mode = _lookup({p: p & 0o777 for p in distinct}, perms)
     dest = _lookup({p: bool(p & SHM_DEST) for p in distinct}, perms)
     locked = _lookup({p: bool(p & SHM_LOCKED) for p in distinct}, perms)
-    return list(map(Segment, repeat("sysv", n), list(map("sysv:{}".format, c["shmid"])), c["shmid"], c["key"],
-                    repeat(None, n), mode, c["uid"], c["gid"], c["cuid"], c["cgid"], c["size"], c["rss"],
-                    c["swap"], c["nattch"], c["cpid"], c["lpid"], c["atime"], c["dtime"], c["ctime"],
-                    repeat(0, n), dest, locked, repeat(False, n), repeat(False, n),
-                    orphan_reasons(c["cpid"], c["nattch"], live)))
+    none = [None] * n
+    return list(Segment.rows(  # in Segment.__init__'s order: kind, address, id, key, name, ...
+        repeat("sysv", n), map("sysv:{}".format, c["shmid"]), c["shmid"], c["key"], none,
+        mode, c["uid"], c["gid"], c["cuid"], c["cgid"], c["size"], c["rss"], c["swap"], c["nattch"],
+        c["cpid"], c["lpid"], c["atime"], c["dtime"], c["ctime"], repeat(0, n),  # mtime
+        dest, locked, repeat(False, n), repeat(False, n),  # hugetlb (set from the maps), semaphore
+        orphan_reasons(c["cpid"], c["nattch"], live), none, none, none))  # orphan, device, backing, attachments
 
 
 def attach_processes(segments: List[Segment], view: View) -> None:

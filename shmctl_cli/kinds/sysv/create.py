@@ -132,13 +132,13 @@ def _check_huge_pages(req: SysvRequest, where: str, proc: str) -> str:
     return f"hugepages: {needed} of {available} free {page >> 20}M pages"
 
 
-def _shmget_error(exc: ShmctlError, req: SysvRequest, where: str) -> ShmctlError:
+def _shmget_error(exc: ShmctlError, req: SysvRequest, where: str, proc: str) -> ShmctlError:
     """Say which limit a refusal means: the kernel's errno is ambiguous."""
     if exc.errno == errno.EEXIST:
         return Conflict(where, "the key exists already (made by someone else just now)", "--exist-ok uses it")
     if exc.errno in (errno.ENOSPC, errno.EINVAL):
         try:
-            check_limits(SysvRequest(req.key, req.size), where, "/proc")
+            check_limits(SysvRequest(req.key, req.size), where, proc)
         except LimitReached as limit:
             return limit
     if exc.errno == errno.ENOMEM and req.hugetlb:
@@ -174,7 +174,7 @@ def create(req: SysvRequest, view: View):
     except ShmctlError as exc:
         if exc.errno == errno.EEXIST and req.exist_ok:
             return _existing(req, plan) or _gone_again(where)
-        raise _shmget_error(exc, req, where) from None
+        raise _shmget_error(exc, req, where, view.proc) from None
     try:
         _finish(shmid, req, view)
     except BaseException:
