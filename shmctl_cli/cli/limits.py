@@ -21,9 +21,15 @@ def _style(exact: bool):
     return Style(exact_sizes=exact or not is_terminal())
 
 
-def _collect():
+def _system():
+    """The one System of this run: every step of a limits command reads and writes its roots."""
+    from ..system import System
+    return System()
+
+
+def _collect(system):
     from ..limits.collect import collect
-    return collect()
+    return collect(system)
 
 
 @click.group("limits", invoke_without_command=True)
@@ -45,7 +51,7 @@ def limits_command(ctx, as_json, exact):
     if ctx.invoked_subcommand is not None:
         return None
     from ..render import limits as render
-    limits = _collect()
+    limits = _collect(_system())
     for warning in limits.warnings():
         note(f"warning: {warning}")
     if as_json:
@@ -86,15 +92,16 @@ def set_command(assignments, persist, dry_run, force, as_json):
     changes, notes = setting.parse_assignments(texts, os.sysconf("SC_PAGE_SIZE"))
     for text in notes:
         note(text)
-    limits = _collect()
+    system = _system()
+    limits = _collect(system)
     for warning in setting.validate(changes, limits, force):
         note(f"warning: {warning}")
     if not dry_run:
-        setting.require_writable([c.key for c in changes])
-    plan = persisting.plan(persisting.target_path(persist), {c.key: c.value for c in changes}) \
+        setting.require_writable([c.key for c in changes], system)
+    plan = persisting.plan(persisting.target_path(persist, system), {c.key: c.value for c in changes}, system) \
         if persist is not None else None
     if not dry_run:
-        setting.apply_and_persist(changes, plan)
+        setting.apply_and_persist(changes, plan, system)
     _report_changes(changes, plan, dry_run, as_json)
     wrong = setting.not_kept(changes)
     if wrong:
@@ -134,7 +141,8 @@ def hugepages_command(size, count, overcommit, persist, as_json):
     from ..limits import hugepages as hp
     from ..limits import persist as persisting
     from ..render import limits as render
-    limits = _collect()
+    system = _system()
+    limits = _collect(system)
     pool = hp.choose_pool(limits, size)
     if count is None and overcommit is None:
         if persist is not None:
@@ -142,19 +150,19 @@ def hugepages_command(size, count, overcommit, persist, as_json):
         return _show_pools(limits, size, as_json)
     if count is not None:
         hp.check_memory(limits, pool, count)
-    hp.require_writable(pool)
-    plan, cannot = hp.persist_plan(pool, count, overcommit, persist)
+    hp.require_writable(pool, system)
+    plan, cannot = hp.persist_plan(pool, count, overcommit, persist, system)
     if cannot:
         note(cannot)
     if plan is not None:
         persisting.require_writable(plan.path)
-    result = hp.set_pool(pool, count, overcommit)
+    result = hp.set_pool(pool, count, overcommit, system)
     if plan is not None:
         try:
             persisting.write(plan)
         except BaseException:  # nothing half-done: the pool goes back to what it was
             hp.set_pool(pool, pool.total if count is not None else None,
-                        pool.overcommit if overcommit is not None else None)
+                        pool.overcommit if overcommit is not None else None, system)
             raise
         for line in plan.describe():
             note(line)
@@ -214,12 +222,13 @@ def recommend_command(size, segments, hugepages, huge_size, group, apply, as_jso
     gid = _resolve_group(group)
     if gid is not None and not hugepages:
         raise UsageError("--group", "only matters with --hugepages", "add --hugepages")
-    limits = _collect()
+    system = _system()
+    limits = _collect(system)
     pool = hp.choose_pool(limits, huge_size) if hugepages else None
     rec = recommend(limits, size, segments, pool, gid)
     if apply:
         from ..limits.recommend import require_apply_rights
-        require_apply_rights(rec)
+        require_apply_rights(rec, system)
     style = _style(exact)
     if as_json:
         click.echo(render.to_json(render.recommendation_dict(rec, apply)), nl=False)
@@ -229,7 +238,7 @@ def recommend_command(size, segments, hugepages, huge_size, group, apply, as_jso
         click.echo(render.recommendation_text(rec, style), nl=False)
     _recommend_notes(rec, apply)
     if apply:
-        _apply(rec, limits)
+        _apply(rec, limits, system)
     return Exit.OK
 
 
@@ -244,10 +253,10 @@ def _recommend_notes(rec, apply: bool) -> None:
         note("run the commands above (as root), or --apply; add --persist to keep them after a reboot")
 
 
-def _apply(rec, limits) -> None:
+def _apply(rec, limits, system) -> None:
     from ..limits import hugepages as hp
     from ..limits.recommend import apply
-    notes, result = apply(rec, limits)
+    notes, result = apply(rec, limits, system)
     for text in notes:
         note(text)
     if result is not None and result.short:

@@ -43,17 +43,19 @@ def sort_segments(segments: "List[Segment]", column: Optional[str], style) -> "L
     return sorted(segments, key=COLUMNS[column].sort_key(style))
 
 
-def _kinds(kinds: Tuple[str, ...], sysv_only: bool) -> List[str]:
-    chosen = list(dict.fromkeys(kinds)) or ([] if sysv_only else list(KINDS))
-    if sysv_only and "sysv" not in chosen:
-        chosen.insert(0, "sysv")
+def _kinds(kinds: Tuple[str, ...], shmems: bool) -> List[str]:
+    """The --kind values in order, or every kind; `-m` (ipcs's habit) adds its kinds first."""
+    chosen = list(dict.fromkeys(kinds)) or ([] if shmems else list(KINDS))
+    if shmems:
+        from ..fields import IPCS_KINDS
+        chosen = [k for k in IPCS_KINDS if k not in chosen] + chosen
     return chosen
 
 
 @click.command("list")
 @click.option("-k", "--kind", "kinds", type=click.Choice(KINDS), multiple=True,
               help="Only this kind (repeatable). Default: all three.")
-@click.option("-m", "--shmems", "sysv_only", is_flag=True, help="SysV segments (ipcs -m habit).")
+@click.option("-m", "--shmems", "shmems", is_flag=True, help="SysV segments (ipcs -m habit).")
 @click.option("-p", "--processes", is_flag=True, help="Add the attached processes (pid:comm).")
 @click.option("-a", "--all", "all_", is_flag=True,
               help="Also POSIX semaphores in /dev/shm and read-only shared file mappings.")
@@ -65,7 +67,7 @@ def _kinds(kinds: Tuple[str, ...], sysv_only: bool) -> List[str]:
 @click.option("--sort", "sort_column", metavar="COL", help="Sort by a column (sizes and ids as numbers).")
 @click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit.")
 @output_options
-def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, summary, sort_column,
+def list_command(kinds, shmems, processes, all_, user, orphans, min_size, summary, sort_column,
                  list_columns, as_json, raw, noheadings, columns, output_all, exact, numeric_ids):
     """List shared-memory segments of all kinds (ipcs -m / lsipc -m for SysV, POSIX and mmap).
 
@@ -85,7 +87,7 @@ def list_command(kinds, sysv_only, processes, all_, user, orphans, min_size, sum
         for name, column in COLUMNS.items():
             click.echo(f"{name:<10} {column.help}")
         return Exit.OK
-    chosen = _kinds(kinds, sysv_only)
+    chosen = _kinds(kinds, shmems)
     names = choose_columns(columns, output_all, default_columns(chosen))
     if processes and "PROCESSES" not in names:
         names.append("PROCESSES")

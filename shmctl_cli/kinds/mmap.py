@@ -17,7 +17,7 @@ from .paths import identity, lstat_path, same_file
 if TYPE_CHECKING:
     from ..address import Address
     from .access import Handle
-    from .files import Created, FileRequest
+    from .files import Created
 from .sysv import SYSV_PREFIX
 
 SHMEM_FS = ("tmpfs", "hugetlbfs", "ramfs")
@@ -107,7 +107,8 @@ def _is_device(st: Optional[os.stat_result]) -> bool:
     return st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode))
 
 
-def collect(view: View, all_mappings: bool = False, inode: Optional[int] = None) -> List[Segment]:
+def scan(view: View, all_mappings: bool = False, inode: Optional[int] = None) -> List[Segment]:
+    """The mmap segments in every process's maps (only those of `inode`, when given)."""
     segments: Dict[Tuple[int, int], Segment] = {}
     rejected, unsized = set(), set()
     for pid, m in view.mappings():
@@ -152,7 +153,7 @@ def _find_path(address: "Address", view: View) -> Segment:
         raise NotFound(str(address), "a symlink, not a segment", "give the path it points to")
     if not stat.S_ISREG(st.st_mode):
         raise NotFound(str(address), "not a regular file, so not a shared-memory segment")
-    mapped = collect(view, all_mappings=True, inode=st.st_ino)
+    mapped = scan(view, all_mappings=True, inode=st.st_ino)
     mapped = [s for s in mapped if (s.device, s.id) == identity(st)]
     if mapped:  # the name it was asked by (the maps may show another link to the same file)
         mapped[0].address = str(address)
@@ -165,93 +166,10 @@ def _find_path(address: "Address", view: View) -> Segment:
     return seg
 
 
-def find(address: "Address", view: View) -> Segment:
-    if address.path is not None:
-        return _find_path(address, view)
-    matches = [s for s in collect(view, all_mappings=True, inode=address.inode)
-               if s.id == address.inode]
-    if not matches:
-        hint = "run as root to see every process" if view.maps.hidden else "see shmctl list --kind mmap"
-        raise NotFound(str(address), "no process maps a shared segment with that inode", hint)
-    if len(matches) > 1:
-        raise UsageError(str(address), "that inode is on several devices: "
-                         + ", ".join(f"{s.name} (dev {os.major(s.device)}:{os.minor(s.device)})" for s in matches),
-                         "address it by path")
-    return matches[0]
-
-
-# --- lifecycle: create, open, remove ---
-
-def create(path: str, req: "FileRequest", view: View) -> "Created":
-    from . import file_users
-    from .files import Place, create_file, open_directory
-    where = f"mmap:{path}"
-    directory, name = os.path.split(path)
-    if name in ("", ".", ".."):
-        raise UsageError(f"create {where}", "the path names a directory, not a file", "e.g. mmap:/tmp/segment")
-    req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
-    with Place(where, directory, open_directory(directory or "/", where), name) as place:
-        return create_file(place, req)
-
-
-def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
-    """A file by its path; an anonymous or memfd segment through the map_files link of a
-    process that maps it (root only: CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)."""
-    from .files import open_file
-    if address.path is not None:
-        return open_file(str(address), address.path, writable)  # no symlink followed, anywhere in it
-    segment = find(address, view)
-    a = segment.attachments[0]
-    link = f"{view.proc}/{a.pid}/map_files/{a.start:x}-{a.end:x}"
-    try:  # map_files links are the way in; the pid may have been reused since: check the file
-        handle = open_file(str(address), link, writable, nofollow=False, expect=(segment.device, segment.id))
-    except PermissionDenied:
-        raise PermissionDenied(str(address), "anonymous and memfd memory is reachable only through "
-                               "/proc/PID/map_files", "run as root") from None
-    return handle
-
-
 def _nameless(segment: Segment) -> Conflict:
     holders = ", ".join(f"{a.pid} ({a.comm})" for a in segment.attachments or ()) or "no visible process"
     return Conflict(segment.address, f"{segment.backing or 'deleted'} shared memory has no name to remove: "
                     f"it lives while processes map it: {holders}", "end those processes to free it")
-
-
-def remove(segment: Segment) -> None:
-    """Unlink the file's name, through its directory reached with no symlink followed, and
-    only while the name still is the (device, inode) that was found."""
-    from .files import unlink_file
-    if segment.backing in ("anonymous", "memfd") or segment.address.startswith("mmap:@"):
-        raise _nameless(segment)
-    path = segment.address[len("mmap:"):]  # the raw path: parse_address would decode a literal \xHH in it
-    unlink_file(segment.address, path, expect=(segment.device, segment.id))
-
-
-def not_shared_memory(segment: Segment, view: View) -> Optional[str]:
-    """What a segment is when it is no shared memory at all: a file on a disk filesystem
-    that processes map MAP_SHARED (a database), which bulk removal must never unlink."""
-    if segment.backing in SHMEM_FS or segment.backing in ("anonymous", "memfd"):
-        return None
-    pids = [a.pid for a in segment.attachments or ()] or [os.getpid()]
-    fstype = view.fstype(segment.device, pids[0]) if segment.device is not None else None
-    return f"a file on {fstype or 'a filesystem of unknown type'}, not shared memory"
-
-
-def resolve(address: "Address", view: View) -> "Address":
-    """`mmap:/dev/shm/NAME` is the POSIX object NAME: give it every POSIX safeguard (sem.*,
-    symlinks, processes holding it open) however it was spelled."""
-    if address.path is None:
-        return address
-    directory, name = os.path.split(address.path)
-    try:  # no symlink followed: /tmp/evil -> /dev/shm must not turn mmap:/tmp/evil/x into posix:/x
-        here, shm = lstat_path(directory), os.stat(view.shm_dir)
-    except (OSError, ShmctlError):
-        return address
-    in_shm = identity(here) == identity(shm)
-    if not in_shm or not name:
-        return address
-    from ..address import Address, check_posix_name
-    return Address("posix", name=check_posix_name(name))
 
 
 class MmapKind(FileKind):
@@ -259,19 +177,69 @@ class MmapKind(FileKind):
     removed_in_bulk = False
 
     def collect(self, view: View, all_mappings: bool, processes: bool):
-        return collect(view, all_mappings), []
+        return scan(view, all_mappings), []
 
     def find(self, address: "Address", view: View) -> Segment:
-        return find(address, view)
+        if address.path is not None:
+            return _find_path(address, view)
+        matches = [s for s in scan(view, all_mappings=True, inode=address.inode)
+                   if s.id == address.inode]
+        if not matches:
+            hint = "run as root to see every process" if view.maps.hidden else "see shmctl list --kind mmap"
+            raise NotFound(str(address), "no process maps a shared segment with that inode", hint)
+        if len(matches) > 1:
+            raise UsageError(str(address), "that inode is on several devices: "
+                             + ", ".join(f"{s.name} (dev {os.major(s.device)}:{os.minor(s.device)})"
+                                         for s in matches),
+                             "address it by path")
+        return matches[0]
 
     def resolve(self, address: "Address", view: View) -> "Address":
-        return resolve(address, view)
+        """`mmap:/dev/shm/NAME` is the POSIX object NAME: give it every POSIX safeguard (sem.*,
+        symlinks, processes holding it open) however it was spelled."""
+        if address.path is None:
+            return address
+        directory, name = os.path.split(address.path)
+        try:  # no symlink followed: /tmp/evil -> /dev/shm must not turn mmap:/tmp/evil/x into posix:/x
+            here, shm = lstat_path(directory), os.stat(view.shm_dir)
+        except (OSError, ShmctlError):
+            return address
+        in_shm = identity(here) == identity(shm)
+        if not in_shm or not name:
+            return address
+        from ..address import Address, check_posix_name
+        return Address("posix", name=check_posix_name(name))
+
+    # --- lifecycle: create, open, remove ---
 
     def create(self, address: "Address", options: CreateOptions, view: View) -> "Created":
-        return create(address.path, self.request(options), view)
+        from . import file_users
+        from .files import Place, create_file, open_directory
+        path = address.path
+        where = f"mmap:{path}"
+        directory, name = os.path.split(path)
+        if name in ("", ".", ".."):
+            raise UsageError(f"create {where}", "the path names a directory, not a file", "e.g. mmap:/tmp/segment")
+        req = self.request(options)
+        req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
+        with Place(where, directory, open_directory(directory or "/", where), name) as place:
+            return create_file(place, req)
 
     def open_segment(self, address: "Address", view: View, writable: bool) -> "Handle":
-        return open_segment(address, view, writable)
+        """A file by its path; an anonymous or memfd segment through the map_files link of a
+        process that maps it (root only: CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)."""
+        from .files import open_file
+        if address.path is not None:
+            return open_file(str(address), address.path, writable)  # no symlink followed, anywhere in it
+        segment = self.find(address, view)
+        a = segment.attachments[0]
+        link = f"{view.proc}/{a.pid}/map_files/{a.start:x}-{a.end:x}"
+        try:  # map_files links are the way in; the pid may have been reused since: check the file
+            handle = open_file(str(address), link, writable, nofollow=False, expect=(segment.device, segment.id))
+        except PermissionDenied:
+            raise PermissionDenied(str(address), "anonymous and memfd memory is reachable only through "
+                                   "/proc/PID/map_files", "run as root") from None
+        return handle
 
     def growth_directory(self, where: str, address: "Address", view: View, size: int, end: int) -> str:
         if address.path is None:
@@ -280,14 +248,26 @@ class MmapKind(FileKind):
         return os.path.dirname(address.path)
 
     def not_shared_memory(self, segment: Segment, view: View) -> Optional[str]:
-        return not_shared_memory(segment, view)
+        """What a segment is when it is no shared memory at all: a file on a disk filesystem
+        that processes map MAP_SHARED (a database), which bulk removal must never unlink."""
+        if segment.backing in SHMEM_FS or segment.backing in ("anonymous", "memfd"):
+            return None
+        pids = [a.pid for a in segment.attachments or ()] or [os.getpid()]
+        fstype = view.fstype(segment.device, pids[0]) if segment.device is not None else None
+        return f"a file on {fstype or 'a filesystem of unknown type'}, not shared memory"
 
     def check_removable(self, segment: Segment) -> None:
         if segment.address.startswith("mmap:@"):
             raise _nameless(segment)
 
     def remove(self, segment: Segment, view: View) -> None:
-        remove(segment)
+        """Unlink the file's name, through its directory reached with no symlink followed, and
+        only while the name still is the (device, inode) that was found."""
+        from .files import unlink_file
+        if segment.backing in ("anonymous", "memfd") or segment.address.startswith("mmap:@"):
+            raise _nameless(segment)
+        path = segment.address[len("mmap:"):]  # the raw path: parse_address would decode a literal \xHH in it
+        unlink_file(segment.address, path, expect=(segment.device, segment.id))
 
 
 KIND = MmapKind()

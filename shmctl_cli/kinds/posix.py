@@ -15,7 +15,7 @@ from .base import CreateOptions, FileKind
 if TYPE_CHECKING:
     from ..address import Address
     from .access import Handle
-    from .files import Created, FileRequest
+    from .files import Created
 
 _TYPES = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"), (stat.S_ISSOCK, "socket"),
           (stat.S_ISFIFO, "fifo"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
@@ -62,26 +62,6 @@ def mark_orphans(segments: List[Segment], view: View) -> None:
                 seg.orphan += f" (as far as visible: {hidden} process{'es' if hidden != 1 else ''} hidden)"
 
 
-def collect(view: View, include_semaphores: bool = False) -> Tuple[List[Segment], List[str]]:
-    segments, skipped = [], []
-    try:
-        entries = list(os.scandir(view.shm_dir))
-    except OSError as exc:
-        return [], [f"{view.shm_dir}: {exc.strerror}"]
-    for entry in entries:
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue  # removed while we looked
-        if not stat.S_ISREG(st.st_mode):
-            skipped.append(f"{entry.name} ({file_type(st.st_mode)})")
-        elif include_semaphores or not entry.name.startswith(SEM_PREFIX):
-            segments.append(from_stat(entry.name, st))
-    attach_processes(segments, view)
-    mark_orphans(segments, view)
-    return segments, skipped
-
-
 def lstat_object(name: str, view: View) -> os.stat_result:
     """The /dev/shm entry of a POSIX segment; NotFound for anything that is not one."""
     where = f"posix:/{name}"
@@ -96,77 +76,78 @@ def lstat_object(name: str, view: View) -> os.stat_result:
     return st
 
 
-def find(address: "Address", view: View) -> Segment:
-    segment = from_stat(address.name, lstat_object(address.name, view))
-    attach_processes([segment], view)
-    mark_orphans([segment], view)
-    return segment
-
-
-# --- lifecycle: create, open, remove ---
-
-def create(name: str, req: "FileRequest", view: View) -> "Created":
-    """A new object in /dev/shm, as shm_open(O_CREAT|O_EXCL) would make it (glibc's shm_open
-    is open() there), but published only when whole: see files.create_file."""
-    from . import file_users
-    from .files import Place, create_file, open_directory
-    where = posix_address(name)
-    if name.startswith(SEM_PREFIX):
-        raise UsageError(f"invalid POSIX name /{name}", "sem.* names belong to POSIX semaphores")
-    req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
-    with Place(where, view.shm_dir, open_directory(view.shm_dir, where), name) as place:
-        return create_file(place, req)
-
-
-def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
-    """The object opened relative to a /dev/shm directory fd: no symlink, FIFO or device
-    at the name is ever opened, and it must still be the entry that lstat_object saw."""
-    from .files import open_file
-    from .paths import identity
-    st = lstat_object(address.name, view)  # says what the entry is when it is not a segment
-    return open_file(str(address), os.path.join(view.shm_dir, address.name), writable, expect=identity(st))
-
-
-def remove(segment: Segment, view: View) -> None:
-    """unlinkat on a /dev/shm directory fd, only while the name is the object that was found."""
-    from .files import unlink_file
-    unlink_file(segment.address, os.path.join(view.shm_dir, segment.name.lstrip("/")),
-                expect=(segment.device, segment.id))
-
-
-def users(segment: Segment, view: View) -> List[int]:
-    """Pids that map the object or hold it open."""
-    pids = set(segment.pids)
-    if segment.device is not None:
-        key = (segment.device, segment.id)
-        pids.update(view.holders({key: segment}).get(key, ()))
-    return sorted(pids)
-
-
 class PosixKind(FileKind):
     name = "posix"
     unsure_when_hidden = True  # a hidden process may hold it open: unseen users
 
-    def collect(self, view: View, all_mappings: bool, processes: bool):
-        return collect(view, include_semaphores=all_mappings)
+    def collect(self, view: View, all_mappings: bool, processes: bool) -> Tuple[List[Segment], List[str]]:
+        """Every object in /dev/shm, and notes on entries that are no objects; `all_mappings`
+        adds the semaphores."""
+        segments, skipped = [], []
+        try:
+            entries = list(os.scandir(view.shm_dir))
+        except OSError as exc:
+            return [], [f"{view.shm_dir}: {exc.strerror}"]
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # removed while we looked
+            if not stat.S_ISREG(st.st_mode):
+                skipped.append(f"{entry.name} ({file_type(st.st_mode)})")
+            elif all_mappings or not entry.name.startswith(SEM_PREFIX):
+                segments.append(from_stat(entry.name, st))
+        attach_processes(segments, view)
+        mark_orphans(segments, view)
+        return segments, skipped
 
     def find(self, address: "Address", view: View) -> Segment:
-        return find(address, view)
+        segment = from_stat(address.name, lstat_object(address.name, view))
+        attach_processes([segment], view)
+        mark_orphans([segment], view)
+        return segment
+
+    # --- lifecycle: create, open, remove ---
 
     def create(self, address: "Address", options: CreateOptions, view: View) -> "Created":
-        return create(address.name, self.request(options), view)
+        """A new object in /dev/shm, as shm_open(O_CREAT|O_EXCL) would make it (glibc's
+        shm_open is open() there), but published only when whole: see files.create_file."""
+        from . import file_users
+        from .files import Place, create_file, open_directory
+        name = address.name
+        where = posix_address(name)
+        if name.startswith(SEM_PREFIX):
+            raise UsageError(f"invalid POSIX name /{name}", "sem.* names belong to POSIX semaphores")
+        req = self.request(options)
+        req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
+        with Place(where, view.shm_dir, open_directory(view.shm_dir, where), name) as place:
+            return create_file(place, req)
 
     def open_segment(self, address: "Address", view: View, writable: bool) -> "Handle":
-        return open_segment(address, view, writable)
+        """The object opened relative to a /dev/shm directory fd: no symlink, FIFO or device
+        at the name is ever opened, and it must still be the entry that lstat_object saw."""
+        from .files import open_file
+        from .paths import identity
+        st = lstat_object(address.name, view)  # says what the entry is when it is not a segment
+        return open_file(str(address), os.path.join(view.shm_dir, address.name), writable, expect=identity(st))
 
     def growth_directory(self, where: str, address: "Address", view: View, size: int, end: int) -> str:
         return view.shm_dir
 
     def users(self, segment: Segment, view: View) -> List[int]:
-        return users(segment, view)
+        """Pids that map the object or hold it open."""
+        pids = set(segment.pids)
+        if segment.device is not None:
+            key = (segment.device, segment.id)
+            pids.update(view.holders({key: segment}).get(key, ()))
+        return sorted(pids)
 
     def remove(self, segment: Segment, view: View) -> None:
-        remove(segment, view)
+        """unlinkat on a /dev/shm directory fd, only while the name is the object that was found."""
+        from .files import unlink_file
+        unlink_file(segment.address, os.path.join(view.shm_dir, segment.name.lstrip("/")),
+                    expect=(segment.device, segment.id))
 
 
 KIND = PosixKind()
+find, remove = KIND.find, KIND.remove  # as tests/test_sec_paths.py calls them

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional
 
-from ..procfs import SHM_DIR
-
 # SHMMAX and SHMALL of include/uapi/linux/shm.h: ULONG_MAX - 2^24, "as large as possible"
 KERNEL_DEFAULT = (1 << 64) - 1 - (1 << 24)
 ULONG_MAX = (1 << 64) - 1
@@ -124,7 +122,7 @@ class HugePool:
 class Limits:
     """Everything `shmctl limits` shows, read in one go."""
 
-    def __init__(self, page_size: int):
+    def __init__(self, page_size: int, shm_dir: str):
         self.page_size = page_size
         self.ipc_namespace: Optional[str] = None
         self.ipcmni = IPCMNI
@@ -132,7 +130,7 @@ class Limits:
         self.shm_rmid_forced: Optional[int] = None
         self.segments = 0  # SysV segments in this namespace (SHM_INFO used_ids)
         self.orphans = 0  # of them, with no process attached and the creator gone
-        self.dev_shm = DevShm(SHM_DIR)
+        self.dev_shm = DevShm(shm_dir)
         self.meminfo: Dict[str, int] = {}
         self.memlock: tuple = (None, None)  # RLIMIT_MEMLOCK (soft, hard) in bytes, None = unlimited
         self.hugetlb_shm_group: Optional[int] = None

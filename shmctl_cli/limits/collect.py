@@ -13,15 +13,13 @@ from ..procfs.sysctl import read_sysctl_int
 from . import IPCMNI, IPCMNI_EXTENDED, DevShm, HugePool, Limits, Resource
 
 if TYPE_CHECKING:
-    from ..kinds import View
+    from ..system import View
 
 
-def collect(view: Optional["View"] = None) -> Limits:
-    """Every limit, read from the roots of `view` (kinds.View: the real system by default)."""
-    from ..kinds import View
+def collect(src: "View") -> Limits:
+    """Every limit, read from the roots of the System `src` (shmctl_cli/system.py)."""
     from ..syscalls import PAGE_SIZE
-    src = view or View()
-    limits = Limits(PAGE_SIZE)
+    limits = Limits(PAGE_SIZE, src.shm_dir)
     read_sysv(limits, src)
     limits.dev_shm = read_dev_shm(src.shm_dir)
     limits.meminfo = read_meminfo(src.proc)
@@ -35,7 +33,6 @@ def collect(view: Optional["View"] = None) -> Limits:
 def read_sysv(limits: Limits, src: "View") -> None:
     """IPC_INFO and SHM_INFO answer for the caller's IPC namespace, as shmget(2) sees it."""
     from .. import syscalls
-    from ..procfs.process import ipc_namespace
     info = syscalls.ipc_info()
     usage = syscalls.shm_info()
     sizes, orphans = sysv_segments(src)
@@ -51,7 +48,7 @@ def read_sysv(limits: Limits, src: "View") -> None:
     limits.segments, limits.orphans = usage.used_ids, orphans
     limits.shm_rmid_forced = read_sysctl_int("kernel.shm_rmid_forced", src.proc)
     limits.ipcmni = ipc_mni(src.proc)
-    limits.ipc_namespace = ipc_namespace("self", src.proc)
+    limits.ipc_namespace = src.ipc_namespace
 
 
 def sysv_segments(view: "View") -> tuple:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 from ..errors import LimitReached, PermissionDenied, UsageError
-from ..procfs import SYS
 from ..procfs import hugepages as hugepages_fs
 from ..units import format_size
 from . import ROOT_HINT, HugePool, Limits, write_value
+
+if TYPE_CHECKING:
+    from ..system import System
 
 
 def choose_pool(limits: Limits, size: Optional[int]) -> HugePool:
@@ -40,19 +42,19 @@ def check_memory(limits: Limits, pool: HugePool, count: int) -> None:
                            f"MemTotal {format_size(mem_total)}", "ask for fewer pages")
 
 
-def write_pool(size: int, field: str, value: int, sys_root: str = SYS) -> None:
-    write_value(hugepages_fs.pool_path(size, field, sys_root), value)
+def write_pool(size: int, field: str, value: int, system: "System") -> None:
+    write_value(hugepages_fs.pool_path(size, field, system.sys_root), value)
 
 
-def may_write_pool(size: int, sys_root: str = SYS) -> bool:
-    return os.access(hugepages_fs.pool_path(size, "nr_hugepages", sys_root), os.W_OK)
+def may_write_pool(size: int, system: "System") -> bool:
+    return os.access(hugepages_fs.pool_path(size, "nr_hugepages", system.sys_root), os.W_OK)
 
 
-def require_writable(pool: HugePool, sys_root: str = SYS) -> None:
+def require_writable(pool: HugePool, system: "System") -> None:
     what = f"cannot size the {format_size(pool.size)} huge page pool"
     if os.geteuid() != 0:
         raise PermissionDenied(what, "permission denied", ROOT_HINT)
-    if not may_write_pool(pool.size, sys_root):
+    if not may_write_pool(pool.size, system):
         raise PermissionDenied(what, "not writable here", f"{ROOT_HINT} on the host")
 
 
@@ -72,19 +74,19 @@ class PoolResult:
         return self.count is not None and self.got < self.count
 
 
-def set_pool(pool: HugePool, count: Optional[int], overcommit: Optional[int], sys_root: str = SYS) -> PoolResult:
+def set_pool(pool: HugePool, count: Optional[int], overcommit: Optional[int], system: "System") -> PoolResult:
     from ..errors import from_oserror
     for field, value in (("nr_overcommit_hugepages", overcommit), ("nr_hugepages", count)):
         if value is None:
             continue
         try:
-            write_pool(pool.size, field, value, sys_root)
+            write_pool(pool.size, field, value, system)
         except OSError as exc:
             if exc.errno == errno.EINVAL and field == "nr_overcommit_hugepages":
                 raise UsageError(f"--overcommit {value}", f"the kernel does not overcommit {format_size(pool.size)} "
                                  "pages (gigantic pages never are)") from None
             raise from_oserror(exc, f"cannot set {field} of the {format_size(pool.size)} pool to {value}") from None
-    directory = os.path.dirname(hugepages_fs.pool_path(pool.size, "nr_hugepages", sys_root))
+    directory = os.path.dirname(hugepages_fs.pool_path(pool.size, "nr_hugepages", system.sys_root))
     return PoolResult(pool.size, count, overcommit, hugepages_fs.read_counters(directory, hugepages_fs.POOL_FIELDS))
 
 
@@ -110,14 +112,15 @@ def persist_values(pool: HugePool, count: Optional[int], overcommit: Optional[in
     return values if pool.default else {}
 
 
-def persist_plan(pool: HugePool, count: Optional[int], overcommit: Optional[int], persist: Optional[str]) -> tuple:
+def persist_plan(pool: HugePool, count: Optional[int], overcommit: Optional[int], persist: Optional[str],
+                 system: "System") -> tuple:
     """(the sysctl.d plan or None, a note on what cannot be persisted or None)."""
     from . import persist as persisting
     if persist is None:
         return None, None
     values = persist_values(pool, count, overcommit)
     if values:
-        return persisting.plan(persisting.target_path(persist), values), None
+        return persisting.plan(persisting.target_path(persist, system), values, system), None
     size = format_size(pool.size)
     if count is None:
         return None, f"the overcommit of {size} pages has no sysctl: nothing persisted"

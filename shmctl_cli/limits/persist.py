@@ -6,25 +6,24 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from ..errors import Conflict, PermissionDenied, UsageError, from_oserror
 from ..procfs.sysctl import normalize_key, parse_line, parse_sysctl_conf
 from . import ROOT_HINT
 
-SYSCTL_D = "/etc/sysctl.d"
+if TYPE_CHECKING:
+    from ..system import System
+
 DEFAULT_NAME = "60-shmctl.conf"
 HEADER = "# shared-memory kernel parameters, written by shmctl limits --persist"
 
 
-def default_dir() -> str:
-    return os.environ.get("SHMCTL_SYSCTL_DIR") or SYSCTL_D
-
-
-def target_path(arg: Optional[str]) -> str:
-    """The file --persist writes: ours in sysctl.d by default, or FILE, or DIR/ours."""
+def target_path(arg: Optional[str], system: "System") -> str:
+    """The file --persist writes: ours in the system's sysctl.d by default (SHMCTL_SYSCTL_DIR
+    overrides it, read once into the System), or FILE, or DIR/ours."""
     if not arg:
-        return os.path.join(default_dir(), DEFAULT_NAME)
+        return os.path.join(system.sysctl_dir, DEFAULT_NAME)
     return os.path.join(arg, DEFAULT_NAME) if os.path.isdir(arg) else arg
 
 
@@ -74,7 +73,7 @@ class PersistPlan:
         return lines
 
 
-def plan(path: str, values: Dict[str, object]) -> PersistPlan:
+def plan(path: str, values: Dict[str, object], system: "System") -> PersistPlan:
     """The file as it is now, read without following a symlink at its name (it is replaced
     by rename, so a symlink there is refused rather than written through)."""
     try:
@@ -89,7 +88,7 @@ def plan(path: str, values: Dict[str, object]) -> PersistPlan:
     with open(fd, encoding="utf-8", errors="surrogateescape") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise Conflict(f"cannot persist to {path}", "not a regular file", f"give a file such as "
-                           f"{os.path.join(default_dir(), DEFAULT_NAME)}")
+                           f"{os.path.join(system.sysctl_dir, DEFAULT_NAME)}")
         try:
             return PersistPlan(path, f.read(), values)
         except OSError as exc:

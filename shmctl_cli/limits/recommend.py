@@ -4,11 +4,14 @@ all of SIZE (so shmmax covers it, as hugeadm --set-recommended-shmmax does); N s
 may each waste up to a page of rounding."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from ..errors import LimitReached
 from ..units import format_size
 from . import HugePool, Limits, Resource
+
+if TYPE_CHECKING:
+    from ..system import System
 
 MEMLOCK_HOW = "ulimit -l of the workload, to lock its segments"
 GROUP_HOW = "group allowed SHM_HUGETLB"
@@ -101,39 +104,39 @@ def _pool_advice(limits: Limits, pool: HugePool, pages: int) -> Advice:
                   f"{pool.committed} in use or reserved now")
 
 
-def require_apply_rights(rec: Recommendation) -> None:
+def require_apply_rights(rec: Recommendation, system: "System") -> None:
     from . import hugepages, setting
     keys = [f"kernel.{a.name}" for a in rec.lacking("shmmax", "shmall", "shmmni")]
     if rec.lacking("hugetlb_shm_group"):
         keys.append("vm.hugetlb_shm_group")
     if keys:
-        setting.require_writable(keys)
+        setting.require_writable(keys, system)
     if rec.lacking("nr_hugepages"):
-        hugepages.require_writable(rec.pool)
+        hugepages.require_writable(rec.pool, system)
 
 
-def apply(rec: Recommendation, limits: Limits) -> tuple:
+def apply(rec: Recommendation, limits: Limits, system: "System") -> tuple:
     """Make what is lacking: (notes on what changed, the pool result or None)."""
     from . import hugepages, setting
     changes = [setting.Change(a.name, f"{a.name}={a.needed}", a.needed)
                for a in rec.lacking("shmmax", "shmall", "shmmni")]
     setting.validate(changes, limits, force=False)
-    setting.apply(changes)
+    setting.apply(changes, system)
     notes = [f"changed {c.key}: {c.old} -> {c.kept}" for c in changes]
     if rec.lacking("hugetlb_shm_group"):
-        _set_group(rec.group)
+        _set_group(rec.group, system)
         notes.append(f"changed vm.hugetlb_shm_group: {rec.item('hugetlb_shm_group').current} -> {rec.group}")
     result = None
     if rec.lacking("nr_hugepages"):
-        result = hugepages.set_pool(rec.pool, rec.item("nr_hugepages").needed, None)
+        result = hugepages.set_pool(rec.pool, rec.item("nr_hugepages").needed, None, system)
         notes.append(f"sized the {format_size(result.size)} pool: {result.got} pages")
     return notes, result
 
 
-def _set_group(gid: int) -> None:
+def _set_group(gid: int, system: "System") -> None:
     from ..errors import from_oserror
     from .setting import write_sysctl
     try:
-        write_sysctl("vm.hugetlb_shm_group", gid)
+        write_sysctl("vm.hugetlb_shm_group", gid, system)
     except OSError as exc:
         raise from_oserror(exc, f"cannot set vm.hugetlb_shm_group={gid}") from None

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import Conflict, PermissionDenied, UsageError, from_oserror
-from ..procfs import PROC
 from ..procfs.sysctl import read_sysctl_int, sysctl_path
 from . import KERNEL_DEFAULT, ROOT_HINT, ULONG_MAX, Limits, write_value
+
+if TYPE_CHECKING:
+    from ..system import System
 
 KEYS = {"shmmax": "kernel.shmmax", "shmall": "kernel.shmall", "shmmni": "kernel.shmmni",
         "shm_rmid_forced": "kernel.shm_rmid_forced"}
@@ -132,47 +134,47 @@ def _warnings(new: Dict[str, int], limits: Limits) -> List[str]:
             f"no segment can be larger than {total} bytes"]
 
 
-def write_sysctl(name: str, value: int, proc: str = PROC) -> None:
-    write_value(sysctl_path(name, proc), value)
+def write_sysctl(name: str, value: int, system: "System") -> None:
+    write_value(sysctl_path(name, system.proc), value)
 
 
-def may_write(name: str, proc: str = PROC) -> bool:
+def may_write(name: str, system: "System") -> bool:
     """access(2) asks procfs itself: per-namespace sysctls check the capability there."""
-    return os.access(sysctl_path(name, proc), os.W_OK)
+    return os.access(sysctl_path(name, system.proc), os.W_OK)
 
 
-def require_writable(keys: Sequence[str], proc: str = PROC) -> None:
+def require_writable(keys: Sequence[str], system: "System") -> None:
     if os.geteuid() != 0:
         raise PermissionDenied(f"cannot set {', '.join(keys)}", "permission denied", ROOT_HINT)
     for key in keys:
-        if not may_write(key, proc):
+        if not may_write(key, system):
             raise PermissionDenied(f"cannot set {key}", "not writable here",
                                    f"{ROOT_HINT} (in a container: root of the host or of the IPC namespace)")
 
 
-def apply(changes: List[Change], proc: str = PROC) -> None:
+def apply(changes: List[Change], system: "System") -> None:
     """Write what changes, undo on a failed write, then read every value back."""
     written: List[Change] = []
     for c in changes:
         if not c.changes:
             continue
         try:
-            write_sysctl(c.key, c.value, proc)
+            write_sysctl(c.key, c.value, system)
         except OSError as exc:
-            undo(written, proc)
+            undo(written, system)
             raise from_oserror(exc, f"cannot set {c.key}={c.value}", "nothing was changed") from None
         except BaseException:  # a signal (exit 128+N) leaves nothing half set, this one included
-            undo([*written, c], proc)
+            undo([*written, c], system)
             raise
         written.append(c)
     for c in changes:
-        c.kept = read_sysctl_int(c.key, proc)
+        c.kept = read_sysctl_int(c.key, system.proc)
 
 
-def undo(changes: List[Change], proc: str = PROC) -> None:
+def undo(changes: List[Change], system: "System") -> None:
     for c in reversed(changes):
         try:
-            write_sysctl(c.key, c.old, proc)
+            write_sysctl(c.key, c.old, system)
         except OSError:
             pass
 
@@ -182,16 +184,16 @@ def not_kept(changes: List[Change]) -> List[Change]:
     return [c for c in changes if c.kept is not None and c.kept != c.value]
 
 
-def apply_and_persist(changes: List[Change], plan=None, proc: str = PROC) -> None:
+def apply_and_persist(changes: List[Change], plan, system: "System") -> None:
     """The values, then the file: a file that cannot be written undoes the values."""
     from . import persist
     if plan is not None:
         persist.require_writable(plan.path)
-    apply(changes, proc)
+    apply(changes, system)
     if plan is None:
         return
     try:
         persist.write(plan)
     except BaseException:  # an error or a signal: the values go back as the file stays
-        undo([c for c in changes if c.changes], proc)
+        undo([c for c in changes if c.changes], system)
         raise

@@ -53,13 +53,13 @@ def _sizes(directory: str) -> Dict[int, str]:
     return dict(sorted(found.items()))
 
 
-def read_pools(sys_root: str = SYS) -> Dict[int, Dict[str, int]]:
+def read_pools(sys_root: str) -> Dict[int, Dict[str, int]]:
     """{page size in bytes: counters}, smallest size first; {} without hugetlb support."""
     base = pools_dir(sys_root)
     return {size: read_counters(f"{base}/{name}", POOL_FIELDS) for size, name in _sizes(base).items()}
 
 
-def read_node_pools(sys_root: str = SYS) -> Dict[int, Dict[int, Dict[str, int]]]:
+def read_node_pools(sys_root: str) -> Dict[int, Dict[int, Dict[str, int]]]:
     """{node: {page size: counters}} for every NUMA node with huge page pools."""
     base = f"{sys_root}/devices/system/node"
     try:

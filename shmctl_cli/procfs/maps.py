@@ -6,7 +6,7 @@ import re
 from itertools import product
 from typing import Dict, List, Optional, Set
 
-from . import PROC, read_bytes
+from . import read_bytes
 
 DELETED = " (deleted)"
 SHARED_LINE = rb"^([0-9a-f]+)-([0-9a-f]+) ([r-][w-][x-]s) ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+)[ \t]*(.*)$"
@@ -74,11 +74,11 @@ class MapsScan:
         self.pids: Set[int] = set()  # every process seen
 
 
-def list_pids(proc: str = PROC) -> List[int]:
+def list_pids(proc: str) -> List[int]:
     return [int(name) for name in os.listdir(proc) if name.isdigit()]
 
 
-def scan_shared_maps(proc: str = PROC) -> MapsScan:
+def scan_shared_maps(proc: str) -> MapsScan:
     """Every process's shared mappings. A process that exits mid-scan is skipped; one whose
     maps we may not read (ptrace access) is counted in `hidden`, not guessed at."""
     scan = MapsScan()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Dict
 
-from . import PROC, read_text
+from . import read_text
 
 
 def parse_meminfo(text: str) -> Dict[str, int]:
@@ -18,5 +18,5 @@ def parse_meminfo(text: str) -> Dict[str, int]:
     return info
 
 
-def read_meminfo(proc: str = PROC) -> Dict[str, int]:
+def read_meminfo(proc: str) -> Dict[str, int]:
     return parse_meminfo(read_text(f"{proc}/meminfo"))

@@ -12,7 +12,7 @@ def parse_mountinfo(text: str) -> Dict[int, str]:
     return {m.dev: m.fstype for m in parse_mounts(text)}
 
 
-def read_mountinfo(pid: str = "self", proc: str = PROC) -> Dict[int, str]:
+def read_mountinfo(pid: str, proc: str) -> Dict[int, str]:
     return parse_mountinfo(read_text(f"{proc}/{pid}/mountinfo"))
 
 

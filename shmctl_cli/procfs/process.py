@@ -4,10 +4,9 @@ from __future__ import annotations
 import os
 from typing import Iterator, Optional, Tuple
 
-from . import PROC
 
 
-def comm(pid: int, proc: str = PROC) -> str:
+def comm(pid: int, proc: str) -> str:
     try:
         with open(f"{proc}/{pid}/comm", "rb") as f:
             return os.fsdecode(f.read().rstrip(b"\n"))
@@ -15,21 +14,21 @@ def comm(pid: int, proc: str = PROC) -> str:
         return "?"
 
 
-def owner_uid(pid: int, proc: str = PROC) -> Optional[int]:
+def owner_uid(pid: int, proc: str) -> Optional[int]:
     try:
         return os.stat(f"{proc}/{pid}").st_uid
     except OSError:
         return None
 
 
-def ipc_namespace(pid, proc: str = PROC) -> Optional[str]:
+def ipc_namespace(pid, proc: str) -> Optional[str]:
     try:
         return os.readlink(f"{proc}/{pid}/ns/ipc")
     except OSError:
         return None
 
 
-def open_files(pid: int, proc: str = PROC) -> Iterator[Tuple[str, os.stat_result]]:
+def open_files(pid: int, proc: str) -> Iterator[Tuple[str, os.stat_result]]:
     """(link target, stat of the open file) for each regular file fd of a process. Raises
     PermissionError when the fds are not ours to see."""
     fd_dir = f"{proc}/{pid}/fd"

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
 
-from . import PROC, read_text
+from . import read_text
 
 
-def sysctl_path(name: str, proc: str = PROC) -> str:
+def sysctl_path(name: str, proc: str) -> str:
     return f"{proc}/sys/{name.replace('.', '/')}"
 
 
-def read_sysctl(name: str, proc: str = PROC) -> str:
+def read_sysctl(name: str, proc: str) -> str:
     return read_text(sysctl_path(name, proc)).strip()
 
 
-def read_sysctl_int(name: str, proc: str = PROC) -> Optional[int]:
+def read_sysctl_int(name: str, proc: str) -> Optional[int]:
     """The value as an int; None where this kernel (or this /proc) lacks it."""
     try:
         return int(read_sysctl(name, proc).split()[0])

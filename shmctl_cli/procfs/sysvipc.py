@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Dict
 
 from ..units import KEY_MAX
-from . import PROC, read_bytes
+from . import read_bytes
 
 # Bits of the perms column above the mode (include/uapi/linux/shm.h): marked for destruction
 # (IPC_RMID while attached), locked in memory (SHM_LOCK).
@@ -54,5 +54,5 @@ def _int(token: bytes, base: int, unsigned32: bool) -> int:
     return value & KEY_MAX if unsigned32 else value  # the kernel prints key_t with %d
 
 
-def read_sysvipc_shm(proc: str = PROC) -> Dict[str, list]:
+def read_sysvipc_shm(proc: str) -> Dict[str, list]:
     return parse_sysvipc_shm_columns(read_bytes(f"{proc}/sysvipc/shm"))
