@@ -10,7 +10,7 @@ import os
 from operator import attrgetter
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
-from . import KINDS
+from . import KINDS, REGISTRY
 from .address import printable
 from .model import STATUS_WORDS, Attachment
 from .units import format_key, format_mode, format_size, format_time, mode_string
@@ -245,7 +245,7 @@ JSON_FIELDS: List[Field] = _placed([f for f in FIELDS if f.key], "json_after")
 STAT_FIELDS: List[Field] = _placed([f for f in FIELDS if f.label], "stat_after")
 
 # `list -m` (ipcs -m, lsipc -m): these kinds, first, besides any --kind given
-IPCS_KINDS = SYSV
+IPCS_KINDS = tuple(name for name, entry in REGISTRY.items() if entry["ipcs"])
 
 DEFAULT_COLUMNS = {
     "sysv": ["ADDRESS", "KEY", "ID", "OWNER", "PERMS", "SIZE", "RSS", "NATTCH", "CPID", "LPID", "CTIME", "STATUS"],

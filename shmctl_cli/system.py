@@ -77,6 +77,11 @@ class View:
     def ipc_namespace(self) -> Optional[str]:
         return process.ipc_namespace("self", self.proc)
 
+    @cached_property
+    def ipc_namespace_inode(self) -> int:
+        """The inode of our IPC namespace (0 when it cannot be read): SysV write locks carry it."""
+        return process.ipc_namespace_inode("self", self.proc)
+
     def comm(self, pid: int) -> str:
         name = self._comm.get(pid)
         if name is None:
@@ -126,6 +131,12 @@ class View:
             except OSError:
                 continue
         return held
+
+    def file_users(self, dev: int, ino: int) -> List[int]:
+        """Pids that map the file (dev, ino) or hold it open."""
+        pids = {pid for pid, m in self.mappings() if (m.dev, m.inode) == (dev, ino)}
+        pids.update(self.holders({(dev, ino): None}).get((dev, ino), ()))
+        return sorted(pids)
 
 
 System = View  # the name the design gives it

@@ -25,5 +25,7 @@ def test_fields_only_by_keyword():
 
 
 def test_kinds_choices_are_the_registry():
-    """shmctl_cli.KINDS stays a literal for start-up speed (no kinds import for --help)."""
+    """shmctl_cli.KINDS is the registry's names, read without importing a kind (start-up speed for --help)."""
     assert KINDS == tuple(REGISTRY)
+    from shmctl_cli.fields import IPCS_KINDS
+    assert IPCS_KINDS == ("sysv",)  # `list -m` is ipcs -m: the registry entry says which kinds

@@ -416,11 +416,13 @@ def test_the_default_directories(public):
 def test_sysv_locks_are_per_ipc_namespace():
     """shmids repeat across IPC namespaces: the lock name carries the namespace's inode."""
     from shmctl_cli.kinds.lock import sysv_lock_name
-    ours = sysv_lock_name(5)
+    from shmctl_cli.system import System
+    ours = sysv_lock_name(5, System().ipc_namespace_inode)
     assert ours == f"sysv-{os.stat('/proc/self/ns/ipc').st_ino:x}-5"
     if not ROOT:
         return
-    code = "from shmctl_cli.kinds.lock import sysv_lock_name; print(sysv_lock_name(5))"
+    code = ("from shmctl_cli.kinds.lock import sysv_lock_name; from shmctl_cli.system import System; "
+            "print(sysv_lock_name(5, System().ipc_namespace_inode))")
     other = subprocess.run(["unshare", "--ipc", sys.executable, "-c", code], capture_output=True, text=True,
                            env=ENV, check=True).stdout.strip()
     assert other.startswith("sysv-") and other.endswith("-5") and other != ours

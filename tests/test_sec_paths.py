@@ -195,11 +195,11 @@ def test_a_posix_name_swapped_after_it_was_found_is_not_removed(unique, cleanup_
     names.append(unique.name)
     assert run("create", f"/{unique.name}", "--size", "4K").code == 0
     view = View()
-    found = posix.find(Address("posix", name=unique.name), view)
+    found = posix.KIND.find(Address("posix", name=unique.name), view)
     os.unlink(f"/dev/shm/{unique.name}")  # what we made goes; the attacker squats the name at once
     attacker_runs(uid, "sh", "-c", f"echo squatted > {unique.name}", cwd="/dev/shm")
     with pytest.raises(Conflict, match="replaced"):
-        posix.remove(found, view)
+        posix.KIND.remove(found, view)
     with open(f"/dev/shm/{unique.name}") as f:
         assert f.read() == "squatted\n"
 

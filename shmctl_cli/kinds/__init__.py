@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Iterable, List
 
+from .. import REGISTRY  # noqa: F401  (kinds.REGISTRY: the one in shmctl_cli/__init__.py)
 from ..model import Inventory, Segment
 from ..system import System, View, user_name  # noqa: F401  (re-exported: kinds.View, kinds.user_name)
 
 if TYPE_CHECKING:
     from ..address import Address
     from .base import CreateOptions, Kind
-
-
-# The registry: kind name -> module of this package whose KIND implements it (kinds/base.py).
-# Adding a kind is one module and one line here; the order is the order of `list`.
-REGISTRY = {"sysv": "sysv", "posix": "posix", "mmap": "mmap"}
 
 
 _loaded: Dict[str, "Kind"] = {}
@@ -30,7 +26,7 @@ def kind(name: str) -> "Kind":
 
 def kind_module(name: str):
     from importlib import import_module
-    return import_module(f"{__name__}.{REGISTRY[name]}")
+    return import_module(REGISTRY[name]["module"])
 
 
 def bulk_kinds() -> List[str]:
@@ -72,13 +68,6 @@ def create(address: "Address", options: "CreateOptions", view: View):
     """A new segment at the address (resolved first); a Created (kinds/files)."""
     address = resolve(address, view)
     return kind(address.kind).create(address, options, view)
-
-
-def file_users(view: View, dev: int, ino: int) -> List[int]:
-    """Pids that map the file (dev, ino) or hold it open."""
-    pids = {pid for pid, m in view.mappings() if (m.dev, m.inode) == (dev, ino)}
-    pids.update(view.holders({(dev, ino): None}).get((dev, ino), ()))
-    return sorted(pids)
 
 
 def remove(segment: Segment, view: View) -> None:

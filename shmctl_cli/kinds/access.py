@@ -27,9 +27,10 @@ class Handle:
 
     def __init__(self, address: str, size: int, fd: Optional[int] = None, view: Optional[memoryview] = None,
                  on_close: Optional[Callable[[], None]] = None, shmid: Optional[int] = None,
-                 base: Optional[int] = None):
+                 base: Optional[int] = None, ipc_namespace: int = 0):
         self.address, self.size, self.fd, self.view = address, size, fd, view
-        self.shmid, self.base = shmid, base
+        # a SysV segment's: the inode of the IPC namespace its shmid belongs to (System.ipc_namespace_inode)
+        self.shmid, self.base, self.ipc_namespace = shmid, base, ipc_namespace
         self._on_close = on_close
         self._map: Optional[mmap.mmap] = None
 
@@ -178,7 +179,7 @@ class Handle:
         makes mlock fail with the same ENOMEM as RLIMIT_MEMLOCK), and again if mlock failed."""
         from .. import syscalls
         from ..errors import LimitReached
-        from .files import check_lock_room
+        from .room import check_lock_room
         if self.fd is not None:
             check_lock_room(where, self.fd)
         try:
@@ -194,7 +195,7 @@ class Handle:
         """Held while writing, so that two shmctl writes never interleave (kinds/lock.py)."""
         from . import lock
         if self.shmid is not None:
-            name = lock.sysv_lock_name(self.shmid)
+            name = lock.sysv_lock_name(self.shmid, self.ipc_namespace)
         else:
             name = lock.file_lock_name(os.fstat(self.fd))
         return lock.write_lock(self.address, name, timeout)

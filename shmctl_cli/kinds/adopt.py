@@ -23,7 +23,7 @@ class Wanted:
 
 
 def _user(uid: int) -> str:
-    from . import user_name
+    from ..system import user_name
     name = user_name(uid)
     return f"uid {uid}" if name == str(uid) else f"{name} (uid {uid})"
 

@@ -17,7 +17,7 @@ from ..errors import Conflict, UsageError
 if TYPE_CHECKING:
     from ..address import Address
     from ..model import Segment
-    from . import View
+    from ..system import View
     from .access import Handle
     from .files import Created
 
@@ -137,6 +137,6 @@ class FileKind(Kind):
         space as it releases of promise, so the sparse rest is what stays promised."""
         if not grow:
             return super().check_growth(where, address, view, size, end, grow, overcommit)
-        from .files import check_room
+        from .room import check_room
         return check_room(where, self.growth_directory(where, address, view, size, end), end - size, overcommit,
                           hint="--overcommit grows it anyway: the first writer past the space dies of SIGBUS")

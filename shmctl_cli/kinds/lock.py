@@ -52,12 +52,10 @@ ROOT_LOCK_DIR = "/run/shmctl"
 _POLL_FIRST, _POLL_MAX = 0.005, 0.05
 
 
-def sysv_lock_name(shmid: int) -> str:
-    """shmids repeat across IPC namespaces; the namespace's inode tells them apart."""
-    try:
-        namespace = os.stat("/proc/self/ns/ipc").st_ino
-    except OSError:
-        namespace = 0  # every namespace shares the name: more exclusion, never less
+def sysv_lock_name(shmid: int, namespace: int) -> str:
+    """shmids repeat across IPC namespaces; the namespace's inode (System.ipc_namespace_inode,
+    0 when unknown: every namespace then shares the name, more exclusion, never less) tells
+    them apart."""
     return f"sysv-{namespace:x}-{shmid}"
 
 

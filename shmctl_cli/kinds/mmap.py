@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError
 from ..model import Segment
 from ..procfs.maps import DELETED, SharedMapping
-from . import View
+from ..system import View
 from .base import CreateOptions, FileKind
 from .paths import identity, lstat_path, same_file
 
@@ -213,7 +213,6 @@ class MmapKind(FileKind):
     # --- lifecycle: create, open, remove ---
 
     def create(self, address: "Address", options: CreateOptions, view: View) -> "Created":
-        from . import file_users
         from .files import Place, create_file, open_directory
         path = address.path
         where = f"mmap:{path}"
@@ -221,7 +220,7 @@ class MmapKind(FileKind):
         if name in ("", ".", ".."):
             raise UsageError(f"create {where}", "the path names a directory, not a file", "e.g. mmap:/tmp/segment")
         req = self.request(options)
-        req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
+        req.users = lambda st: view.file_users(st.st_dev, st.st_ino)
         with Place(where, directory, open_directory(directory or "/", where), name) as place:
             return create_file(place, req)
 

@@ -229,11 +229,17 @@ def _reopen(pinned: int, flags: int, where: str) -> int:
     return fd
 
 
+_TYPES = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"), (stat.S_ISSOCK, "socket"),
+          (stat.S_ISFIFO, "fifo"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
+
+
+def file_type(mode: int) -> str:
+    """What a non-segment file is, for the messages that refuse it."""
+    return next((name for test, name in _TYPES if test(mode)), "special file")
+
+
 def _file_type(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "regular file"
-    from .posix import file_type
-    return file_type(mode)
+    return "regular file" if stat.S_ISREG(mode) else file_type(mode)
 
 
 def _openat2(path: str, base: Optional[int]) -> Optional[int]:

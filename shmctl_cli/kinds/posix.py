@@ -9,20 +9,15 @@ from ..address import Address, posix_address
 from ..errors import NotFound, UsageError
 from ..model import Segment
 from ..procfs import SEM_PREFIX
-from . import View
+from ..system import View
 from .base import CreateOptions, FileKind
+from .paths import file_type
 
 if TYPE_CHECKING:
     from ..address import Address
     from .access import Handle
     from .files import Created
 
-_TYPES = ((stat.S_ISDIR, "directory"), (stat.S_ISLNK, "symlink"), (stat.S_ISSOCK, "socket"),
-          (stat.S_ISFIFO, "fifo"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))
-
-
-def file_type(mode: int) -> str:
-    return next((name for test, name in _TYPES if test(mode)), "special file")
 
 
 def from_stat(name: str, st: os.stat_result) -> Segment:
@@ -112,14 +107,13 @@ class PosixKind(FileKind):
     def create(self, address: "Address", options: CreateOptions, view: View) -> "Created":
         """A new object in /dev/shm, as shm_open(O_CREAT|O_EXCL) would make it (glibc's
         shm_open is open() there), but published only when whole: see files.create_file."""
-        from . import file_users
         from .files import Place, create_file, open_directory
         name = address.name
         where = posix_address(name)
         if name.startswith(SEM_PREFIX):
             raise UsageError(f"invalid POSIX name /{name}", "sem.* names belong to POSIX semaphores")
         req = self.request(options)
-        req.users = lambda st: file_users(view, st.st_dev, st.st_ino)
+        req.users = lambda st: view.file_users(st.st_dev, st.st_ino)
         with Place(where, view.shm_dir, open_directory(view.shm_dir, where), name) as place:
             return create_file(place, req)
 
@@ -150,4 +144,3 @@ class PosixKind(FileKind):
 
 
 KIND = PosixKind()
-find, remove = KIND.find, KIND.remove  # as tests/test_sec_paths.py calls them

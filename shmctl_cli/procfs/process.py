@@ -28,6 +28,14 @@ def ipc_namespace(pid, proc: str) -> Optional[str]:
         return None
 
 
+def ipc_namespace_inode(pid, proc: str) -> int:
+    """The inode of the process's IPC namespace, 0 when it cannot be read."""
+    try:
+        return os.stat(f"{proc}/{pid}/ns/ipc").st_ino
+    except OSError:
+        return 0
+
+
 def open_files(pid: int, proc: str) -> Iterator[Tuple[str, os.stat_result]]:
     """(link target, stat of the open file) for each regular file fd of a process. Raises
     PermissionError when the fds are not ours to see."""

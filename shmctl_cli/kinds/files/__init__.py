@@ -1,6 +1,6 @@
 """What POSIX objects and mmap files share: they are files. Creating one never touches an
 existing file unless asked (--exist-ok, --resize), never shrinks one unless forced, and
-refuses a size the filesystem cannot hold (room.py): tmpfs accepts any ftruncate, and the
+refuses a size the filesystem cannot hold (kinds/room.py): tmpfs accepts any ftruncate, and the
 first writer past its free space dies of SIGBUS."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from ...errors import Conflict, ShmctlError, from_oserror
 from .. import adopt
 from ..access import Handle
 from ..adopt import Wanted
-from ..paths import identity, lstat_at, open_at, open_directory, unlink_checked
-from .room import SPARSE_FS, check_lock_room, check_room, mount_of, promised_space  # noqa: F401 (kinds.files API)
+from ..paths import file_type, identity, lstat_at, open_at, open_directory, unlink_checked
+from ..room import SPARSE_FS, check_lock_room, check_room, mount_of, promised_space  # noqa: F401 (kinds.files API)
 
 Fill = Optional[Callable[[Handle], None]]
 
@@ -95,9 +95,6 @@ class Place:
                 os.unlink(self.name, dir_fd=self.dir_fd)
 
 
-def file_type(mode: int) -> str:
-    from ..posix import file_type as describe
-    return describe(mode)
 
 
 def _existing(place: Place, req: FileRequest, plan: List[str]) -> Optional[Created]:

@@ -10,8 +10,9 @@ from ...errors import Conflict, NotFound, ShmctlError, UsageError
 from ...model import Segment
 from ...procfs.sysvipc import SHM_DEST, SHM_LOCKED, read_sysvipc_shm
 from ...units import format_key
-from .. import View
+from ...system import View
 from ..base import CreateOptions, Kind, processes
+from .segment import open_segment, remove, resolve_key, resolve_shmid  # noqa: F401 (kinds.sysv API)
 
 if TYPE_CHECKING:
     from ...address import Address
@@ -78,13 +79,6 @@ def collect(view: View, processes: bool = False) -> List[Segment]:
     return segments
 
 
-def resolve_key(address: "Address") -> int:
-    if address.ftok is not None:
-        from ...syscalls import ftok
-        return ftok(*address.ftok)
-    return address.key
-
-
 def find(address: "Address", view: View) -> Segment:
     segments = from_columns(read_sysvipc_shm(view.proc), view.pids)
     if address.shmid is not None:
@@ -102,60 +96,6 @@ def find(address: "Address", view: View) -> Segment:
     segment = matches[0]
     attach_processes([segment], view)
     return segment
-
-
-# --- lifecycle: create, open, remove ---
-
-def resolve_shmid(address: "Address") -> int:
-    from ... import syscalls
-    if address.shmid is not None:
-        return address.shmid
-    key = resolve_key(address)
-    try:
-        return syscalls.shmget(key, 0, 0)
-    except ShmctlError as exc:
-        if exc.errno == errno.ENOENT:
-            raise NotFound(str(address), f"no SysV segment with key {format_key(key)}",
-                           "a segment marked for removal loses its key; see shmctl list -m") from None
-        raise
-
-
-def _stat(shmid: int, address: str):
-    from ... import syscalls
-    try:
-        return syscalls.shmctl_stat(shmid)
-    except ShmctlError as exc:
-        if exc.errno in (errno.EINVAL, errno.EIDRM):
-            raise NotFound(address, f"no SysV segment with shmid {shmid}", "see shmctl list -m") from None
-        raise
-
-
-def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
-    """shmat the segment (read-only unless writing): it counts in nattch while open."""
-    from ... import syscalls
-    from ..access import Handle
-    shmid = resolve_shmid(address)
-    where = f"sysv:{shmid}"
-    size = _stat(shmid, where).shm_segsz
-    try:
-        addr = syscalls.shmat(shmid, readonly=not writable)
-    except ShmctlError as exc:
-        if exc.errno in (errno.EINVAL, errno.EIDRM):
-            raise NotFound(where, "the segment went away") from None
-        raise
-    view = syscalls.memory_at(addr, size)
-    return Handle(where, size, view=view if writable else view.toreadonly(),
-                  on_close=lambda: syscalls.shmdt(addr), shmid=shmid, base=addr)
-
-
-def remove(segment: Segment) -> None:
-    from ... import syscalls
-    try:
-        syscalls.shmctl_rmid(segment.id)
-    except ShmctlError as exc:
-        if exc.errno in (errno.EINVAL, errno.EIDRM):
-            raise NotFound(segment.address, "already gone") from None
-        raise
 
 
 class SysvKind(Kind):

@@ -8,8 +8,9 @@ from typing import List, Optional
 
 from ...errors import Conflict, LimitReached, PermissionDenied, ShmctlError, UsageError
 from ...units import format_key
-from .. import View, adopt
-from . import _stat, open_segment
+from ...system import View
+from .. import adopt
+from .segment import _stat, open_segment
 
 
 class SysvRequest:

@@ -8,8 +8,8 @@ import os
 import stat
 from typing import List, Optional
 
-from ...errors import LimitReached, from_oserror
-from ...units import format_size
+from ..errors import LimitReached, from_oserror
+from ..units import format_size
 
 
 SPARSE_FS = ("tmpfs", "hugetlbfs")  # pages are allocated at first touch: ftruncate only promises them
@@ -67,7 +67,7 @@ def mount_of(dev: int, fallback: str):
     """The mount of device `dev` whose mount point shows the whole filesystem (root "/") and
     is not hidden under a later mount; else `fallback` (a directory on it: only what lies
     below it is seen)."""
-    from ...procfs.mountinfo import Mount, read_mounts
+    from ..procfs.mountinfo import Mount, read_mounts
     try:
         mounts = sorted((m for m in read_mounts() if m.dev == dev), key=lambda m: m.root != "/")
     except OSError:
