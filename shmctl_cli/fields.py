@@ -257,7 +257,8 @@ DEFAULT_COLUMNS = {
 
 
 def default_columns(kinds: Sequence[str]) -> List[str]:
-    return list(DEFAULT_COLUMNS[kinds[0] if len(kinds) == 1 else "all"])
+    own = DEFAULT_COLUMNS.get(kinds[0]) if len(kinds) == 1 else None
+    return list(own or DEFAULT_COLUMNS["all"])  # a new kind needs no list of its own
 
 
 def stat_lines(s, style: Style) -> List[tuple]:

@@ -34,7 +34,7 @@ import stat
 from typing import Iterator, Optional
 
 from .errors import Conflict, NotFound, PermissionDenied, ShmctlError, from_oserror
-from .kinds.paths import identity, open_directory
+from .kinds.paths import identity, lstat_or_none, open_directory
 from .signals import STOPS
 
 _KIND_OF = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
@@ -98,9 +98,7 @@ class OutputFile:
 
     def _lstat(self) -> Optional[os.stat_result]:
         try:
-            return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
+            return lstat_or_none(self.dir_fd, self.name)
         except OSError as exc:
             raise local_error(exc, f"stat {self.path}") from None
 

@@ -20,12 +20,23 @@ SYSCTL_D = "/etc/sysctl.d"
 
 @lru_cache(maxsize=None)
 def user_name(uid: Optional[int]) -> Optional[str]:
-    if uid is None:
+    """The account's name; the number as text where the uid has no account."""
+    return _name_of(pwd.getpwuid, uid, str(uid))
+
+
+def group_name(gid: Optional[int]) -> Optional[str]:
+    """The group's name; None where the gid has no group."""
+    import grp
+    return _name_of(grp.getgrgid, gid, None)
+
+
+def _name_of(lookup, number: Optional[int], unknown: Optional[str]) -> Optional[str]:
+    if number is None:
         return None
     try:
-        return pwd.getpwuid(uid).pw_name
+        return lookup(number)[0]
     except KeyError:
-        return str(uid)
+        return unknown
 
 
 class View:

@@ -71,6 +71,15 @@ def open_at(dir_fd: Optional[int], name: str, flags: int, where: Optional[str] =
     return fd
 
 
+def lstat_or_none(dir_fd: int, name: str) -> Optional[os.stat_result]:
+    """The lstat of `name` in dir_fd, None if there is no such name; other errors raise
+    OSError for the caller to word."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
 def lstat_at(dir_fd: int, name: str, where: Optional[str] = None) -> os.stat_result:
     """The lstat of `name` in dir_fd (a symlink is described, never followed)."""
     try:

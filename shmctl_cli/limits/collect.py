@@ -11,6 +11,7 @@ from ..procfs import SEM_PREFIX, read_text
 from ..procfs import hugepages as hugepages_fs
 from ..procfs.sysctl import read_sysctl_int
 from . import IPCMNI, IPCMNI_EXTENDED, DevShm, HugePool, Limits, Resource
+from ..system import group_name
 
 if TYPE_CHECKING:
     from ..system import View
@@ -129,16 +130,6 @@ def memlock() -> tuple:
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     return tuple(None if v == resource.RLIM_INFINITY else v for v in (soft, hard))
-
-
-def group_name(gid: Optional[int]) -> Optional[str]:
-    if gid is None:
-        return None
-    import grp
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return None
 
 
 def read_pools(sys_root: str, default_size: Optional[int]) -> List[HugePool]:

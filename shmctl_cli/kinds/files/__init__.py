@@ -14,7 +14,7 @@ from ...errors import Conflict, ShmctlError, from_oserror
 from .. import adopt
 from ..access import Handle
 from ..adopt import Wanted
-from ..paths import file_type, identity, lstat_at, open_at, open_directory, unlink_checked
+from ..paths import file_type, identity, lstat_at, lstat_or_none, open_at, open_directory, unlink_checked
 from ..room import SPARSE_FS, check_lock_room, check_room, mount_of, promised_space  # noqa: F401 (kinds.files API)
 
 Fill = Optional[Callable[[Handle], None]]
@@ -55,9 +55,7 @@ class Place:
 
     def lstat(self) -> Optional[os.stat_result]:
         try:
-            return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            return None
+            return lstat_or_none(self.dir_fd, self.name)
         except OSError as exc:
             raise from_oserror(exc, self.where) from None
 
