@@ -4,7 +4,6 @@ errno turned into shmctl's exceptions. Struct layouts are those of glibc on 64-b
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 from ctypes import Structure, c_char_p, c_int, c_int32, c_long, c_size_t, c_uint, c_uint32, c_ulong, c_ushort, c_void_p
 from typing import Optional

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import HERE, run, run_in_process
+from conftest import HERE, run_in_process
 
 ROOT = os.path.dirname(HERE)
 

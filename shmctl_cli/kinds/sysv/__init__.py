@@ -2,11 +2,10 @@
 one (shmget against the kernel limits) is in create.py."""
 from __future__ import annotations
 
-import errno
 from itertools import repeat
 from typing import TYPE_CHECKING, Dict, List
 
-from ...errors import Conflict, NotFound, ShmctlError, UsageError
+from ...errors import Conflict, NotFound, UsageError
 from ...model import Segment
 from ...procfs.sysvipc import SHM_DEST, SHM_LOCKED, read_sysvipc_shm
 from ...units import format_key

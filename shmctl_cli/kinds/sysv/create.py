@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from ...errors import Conflict, LimitReached, PermissionDenied, ShmctlError, UsageError
 from ...units import format_key
 from ...system import View
 from .. import adopt
 from .segment import _stat, open_segment
+
+if TYPE_CHECKING:
+    from ...address import Address
 
 
 class SysvRequest:
