@@ -69,6 +69,8 @@ def _leftovers():
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind():
     before = _leftovers()
+    os.mkdir(OWN_LOCK_DIR, 0o700)  # shmctl's write locks of this session (see lock_dir_env)
+    _made_dirs.append(OWN_LOCK_DIR)
     yield
     for made in _made_dirs:  # only what this session made itself: never the checkout
         shutil.rmtree(made, ignore_errors=True)
@@ -365,6 +367,9 @@ def run_as(uid, *args, **kwargs) -> Result:
 # --- shmctl's write locks: in directories of this session, never the host's /run/shmctl ---
 
 _lock_root = None
+# Our own lock directory: named now (so that ENV below carries it), made only when the test
+# session starts (nothing_left_behind), so that importing this file creates nothing.
+OWN_LOCK_DIR = os.path.join(tempfile.gettempdir(), f"shmctl-test-locks-{os.getpid()}")
 
 
 def lock_dir_env(uid) -> dict:
@@ -373,7 +378,9 @@ def lock_dir_env(uid) -> dict:
     global _lock_root
     import pwd
     uid = int(uid) if str(uid).isdigit() else pwd.getpwnam(uid).pw_uid
-    if uid != os.geteuid() and not ROOT:
+    if uid == os.geteuid():
+        return {"SHMCTL_LOCK_DIR": OWN_LOCK_DIR}
+    if not ROOT:
         return {"SHMCTL_LOCK_DIR": ""}
     if _lock_root is None:
         _lock_root = tempfile.mkdtemp(prefix="shmctl-locks-")
@@ -386,7 +393,7 @@ def lock_dir_env(uid) -> dict:
     return {"SHMCTL_LOCK_DIR": path}
 
 
-os.environ.update(lock_dir_env(os.geteuid()))
+os.environ["SHMCTL_LOCK_DIR"] = OWN_LOCK_DIR
 ENV = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))  # for shmctl started by hand (Popen)
 SHMCTL = shmctl_cmd()
 
