@@ -115,3 +115,10 @@ def format_time(epoch: Optional[float], iso_zone: bool = False) -> Optional[str]
             text += f"{sign}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
         _time_cache[key] = text
     return text
+
+
+def plural(count: int, word: str) -> str:
+    """`1 process`, `2 processes`: the count and the word, agreeing."""
+    if count == 1:
+        return f"1 {word}"
+    return f"{count} {word}es" if word.endswith(("s", "sh", "ch", "x")) else f"{count} {word}s"

@@ -6,6 +6,8 @@ from typing import List, Optional, Sequence
 
 import click
 
+from ..units import plural
+
 
 def is_terminal() -> bool:
     return sys.stdout.isatty()
@@ -59,13 +61,6 @@ def make_style(exact: bool, numeric_ids: bool):
 def print_rich(renderable) -> None:
     from rich.console import Console  # rich only where a terminal will show it
     Console().print(renderable)
-
-
-def plural(count: int, word: str) -> str:
-    """`1 process`, `2 processes`: the count and the word, agreeing."""
-    if count == 1:
-        return f"1 {word}"
-    return f"{count} {word}es" if word.endswith(("s", "sh", "ch", "x")) else f"{count} {word}s"
 
 
 def note_hidden(count: int) -> None:

@@ -9,7 +9,7 @@ import click
 
 from .. import KINDS
 from ..errors import Exit, UsageError
-from .output import plural
+from ..units import plural
 from .params import ADDRESS
 
 

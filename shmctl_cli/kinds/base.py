@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from ..errors import Conflict, UsageError
+from ..units import plural
 
 if TYPE_CHECKING:
     from ..address import Address
@@ -20,11 +21,6 @@ if TYPE_CHECKING:
     from ..system import View
     from .access import Handle
     from .files import Created
-
-
-def processes(count: int, what: str = "process") -> str:
-    """`1 process`, `2 attached processes`."""
-    return f"1 {what}" if count == 1 else f"{count} {what}es"
 
 
 class CreateOptions:
@@ -100,12 +96,12 @@ class Kind:
     def in_use_refusal(self, segment: "Segment", users: List[int], view: "View") -> Conflict:
         names = ", ".join(f"{pid} ({view.comm(pid)})" for pid in users[:8]) + (" ..." if len(users) > 8 else "")
         who = f"pids {names}" if users else "processes not visible to you"
-        return Conflict(segment.address, f"still in use by {processes(self.in_use(segment, users))}: {who}",
+        return Conflict(segment.address, f"still in use by {plural(self.in_use(segment, users), 'process')}: {who}",
                         self.force_hint)
 
     def removed_note(self, segment: "Segment", in_use: int) -> str:
         """What rm says after removing a segment that `in_use` processes still use."""
-        return f"{segment.address} unlinked; its memory is freed when the {processes(in_use)} using it let go"
+        return f"{segment.address} unlinked; its memory is freed when the {plural(in_use, 'process')} using it let go"
 
 
 class FileKind(Kind):

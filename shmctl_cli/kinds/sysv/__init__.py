@@ -10,7 +10,8 @@ from ...model import Segment
 from ...procfs.sysvipc import SHM_DEST, SHM_LOCKED, read_sysvipc_shm
 from ...units import format_key
 from ...system import View
-from ..base import CreateOptions, Kind, processes
+from ...units import plural
+from ..base import CreateOptions, Kind
 from .segment import open_segment, remove, resolve_key, resolve_shmid  # noqa: F401 (kinds.sysv API)
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class SysvKind(Kind):
 
     def removed_note(self, segment: Segment, in_use: int) -> str:
         return (f"{segment.address} marked for removal: the kernel frees it when the last of "
-                f"{processes(in_use, 'attached process')} detaches")
+                f"{plural(in_use, 'attached process')} detaches")
 
 
 KIND = SysvKind()
