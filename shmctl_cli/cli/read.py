@@ -38,22 +38,23 @@ def read_command(address, output_path, force, mode, offset, length, hexdump, str
     -o FILE is written safely in shared directories such as /tmp: the bytes go to a new
     temporary file beside FILE (mode 0600, or --mode), which is fsynced and then renamed to
     FILE, so FILE is never seen half-written and an error or a signal leaves no trace (only
-    SIGKILL can leave a hidden .FILE.*.shmctl-tmp beside it). FILE is never followed if it is a symlink and never opened if it is a FIFO, socket or device (use
-    stdout for pipes and devices); an existing FILE is replaced only with --force and only if
-    it is a regular file you own; the segment itself is never FILE.
+    SIGKILL can leave a hidden .FILE.*.shmctl-tmp beside it). FILE is never followed if it is
+    a symlink and never opened if it is a FIFO, socket or device (use stdout for pipes and
+    devices); an existing FILE is replaced only with --force and only if it is a regular file
+    you own; the segment itself is never FILE.
     """
     from .. import kinds
     from .common import check_range
 
     with kinds.open_segment(address, kinds.View(), writable=False) as handle:
         length = check_range(f"read {handle.address}", handle.size, offset, length)
-        to_file = output_path not in (None, "-")
-        with _output(output_path if to_file else None, handle, force, mode) as fd:
+        path = output_path if output_path not in (None, "-") else None  # None: stdout
+        with _output(path, handle, force, mode) as fd:
             if hexdump is None:
-                hexdump = not to_file and sys.stdout.isatty()
-            got = _copy(handle, fd, offset, length, hexdump, string, output_path if to_file else "stdout")
+                hexdump = path is None and sys.stdout.isatty()
+            got = _copy(handle, fd, offset, length, hexdump, string, path or "stdout")
             if got < length:
-                raise _short_read(handle.address, got, length, output_path if to_file else None)
+                raise _short_read(handle.address, got, length, path)
     return Exit.OK
 
 
