@@ -41,7 +41,8 @@ class Segment(_Record):
     position; every other field only by keyword."""
     __slots__ = ("kind", "address", "id", "key", "name", "mode", "uid", "gid", "cuid", "cgid", "size", "rss",
                  "swap", "nattch", "cpid", "lpid", "atime", "dtime", "ctime", "mtime", "dest", "locked",
-                 "hugetlb", "semaphore", "orphan", "device", "backing", "attachments", "orphan_unsure")
+                 "hugetlb", "semaphore", "orphan", "device", "backing", "attachments", "deleted", "namespace",
+                 "container", "orphan_unsure", "nattch_unsure")
 
     def __init__(self, kind: str, address: str, id: Optional[int] = None, key: Optional[int] = None, *,
                  name: Optional[str] = None, mode: int = 0, uid: Optional[int] = None,
@@ -51,7 +52,8 @@ class Segment(_Record):
                  atime: int = 0, dtime: int = 0, ctime: int = 0, mtime: int = 0, dest: bool = False,
                  locked: bool = False, hugetlb: bool = False, semaphore: bool = False,
                  orphan: Optional[str] = None, device: Optional[int] = None, backing: Optional[str] = None,
-                 attachments: Optional[List[Attachment]] = None):
+                 attachments: Optional[List[Attachment]] = None, deleted: bool = False,
+                 namespace: Optional[int] = None, container: Optional[str] = None):
         self.kind, self.address, self.id, self.key, self.name = kind, address, id, key, name
         self.mode, self.uid, self.gid, self.cuid, self.cgid = mode, uid, gid, cuid, cgid
         self.size, self.rss, self.swap, self.nattch = size, rss, swap, nattch
@@ -61,7 +63,11 @@ class Segment(_Record):
         self.orphan = orphan  # why it is an orphan, or None
         self.device, self.backing = device, backing
         self.attachments = attachments
+        self.deleted = deleted  # gone from every directory, alive while processes map or hold it
+        self.namespace = namespace  # inode of its IPC (sysv) or mount (posix, mmap path) namespace
+        self.container = container  # the container that namespace belongs to, where one is known
         self.orphan_unsure = False  # an orphan as far as visible: some processes were hidden
+        self.nattch_unsure = False  # nattch counts the visible processes only: it is "at least"
 
     @classmethod
     def rows(cls, *columns) -> "Iterable[Segment]":
@@ -72,7 +78,8 @@ class Segment(_Record):
 
     @staticmethod
     def _row(kind, address, id, key, name, mode, uid, gid, cuid, cgid, size, rss, swap, nattch, cpid, lpid,
-             atime, dtime, ctime, mtime, dest, locked, hugetlb, semaphore, orphan, device, backing, attachments):
+             atime, dtime, ctime, mtime, dest, locked, hugetlb, semaphore, orphan, device, backing, attachments,
+             deleted, namespace, container):
         s = _new(Segment)
         s.kind, s.address, s.id, s.key, s.name = kind, address, id, key, name
         s.mode, s.uid, s.gid, s.cuid, s.cgid = mode, uid, gid, cuid, cgid
@@ -80,12 +87,13 @@ class Segment(_Record):
         s.atime, s.dtime, s.ctime, s.mtime = atime, dtime, ctime, mtime
         s.dest, s.locked, s.hugetlb, s.semaphore = dest, locked, hugetlb, semaphore
         s.orphan, s.device, s.backing, s.attachments = orphan, device, backing, attachments
-        s.orphan_unsure = False
+        s.deleted, s.namespace, s.container = deleted, namespace, container
+        s.orphan_unsure = s.nattch_unsure = False
         return s
 
     @property
     def status(self) -> List[str]:
-        flags = (self.semaphore, self.dest, self.locked, self.hugetlb, self.orphan)
+        flags = (self.semaphore, self.deleted, self.dest, self.locked, self.hugetlb, self.orphan)
         words = [word for word, on in zip(STATUS_WORDS, flags) if on]
         return [w + "?" if w == "orphan" and self.orphan_unsure else w for w in words]
 
@@ -95,7 +103,7 @@ class Segment(_Record):
 
 
 _new = object.__new__
-STATUS_WORDS = ("semaphore", "dest", "locked", "hugetlb", "orphan")
+STATUS_WORDS = ("semaphore", "deleted", "dest", "locked", "hugetlb", "orphan")
 
 
 class Inventory:

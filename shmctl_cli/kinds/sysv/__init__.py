@@ -51,7 +51,8 @@ def from_columns(c: Dict[str, list], live: set) -> List[Segment]:
         mode, c["uid"], c["gid"], c["cuid"], c["cgid"], c["size"], c["rss"], c["swap"], c["nattch"],
         c["cpid"], c["lpid"], c["atime"], c["dtime"], c["ctime"], repeat(0, n),  # mtime
         dest, locked, repeat(False, n), repeat(False, n),  # hugetlb (set from the maps), semaphore
-        orphan_reasons(c["cpid"], c["nattch"], live), none, none, none))  # orphan, device, backing, attachments
+        orphan_reasons(c["cpid"], c["nattch"], live), none, none, none,  # orphan, device, backing, attachments
+        repeat(False, n), none, none))  # deleted, namespace, container
 
 
 def attach_processes(segments: List[Segment], view: View) -> None:
