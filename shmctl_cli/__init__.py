@@ -3,13 +3,15 @@
 __version__ = "0.1.0"
 
 # The registry of kinds, the one list of them: name -> the module whose KIND implements it
-# (kinds/base.py), and whether `list -m` (ipcs -m, lsipc -m) shows it. Adding a kind is one
+# (kinds/base.py), whether `list -m` (ipcs -m, lsipc -m) shows it, and the namespace that
+# tells its objects apart across the host (SysV ids repeat per IPC namespace; /dev/shm and
+# paths per mount namespace) and qualifies its addresses. Adding a kind is one
 # module and one line here; the order is the order of `list`. Plain literals: `--version`
 # and `--help` read it without importing any kind.
 REGISTRY = {
-    "sysv": {"module": "shmctl_cli.kinds.sysv", "ipcs": True},
-    "posix": {"module": "shmctl_cli.kinds.posix", "ipcs": False},
-    "mmap": {"module": "shmctl_cli.kinds.mmap", "ipcs": False},
+    "sysv": {"module": "shmctl_cli.kinds.sysv", "ipcs": True, "namespace": "ipc"},
+    "posix": {"module": "shmctl_cli.kinds.posix", "ipcs": False, "namespace": "mnt"},
+    "mmap": {"module": "shmctl_cli.kinds.mmap", "ipcs": False, "namespace": "mnt"},
 }
 
 KINDS = tuple(REGISTRY)

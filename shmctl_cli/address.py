@@ -1,5 +1,15 @@
 r"""Segment addresses: `sysv:ID`, `sysv:key=K`, `sysv:ftok=PATH,PROJ`, `posix:/name`, `/name`,
-`mmap:/path`, `mmap:@INODE`. Parsing and formatting only; resolving is the kinds' job.
+`posix:@INODE`, `mmap:/path`, `mmap:@INODE`, `mmap:@MAJ:MIN:INODE`. Parsing and formatting
+only; resolving is the kinds' job.
+
+An address names one object on the whole host. SysV ids repeat in every IPC namespace and
+/dev/shm names and paths in every mount namespace, so an object of a namespace other than
+the one shmctl looks from carries it before the identity: `sysv@ipc:4026532281:32769`,
+`posix@mnt:4026532280:/name`, `mmap@mnt:4026532280:/tmp/file` (the namespace's inode, as
+lsns and /proc/PID/ns show it). The qualifier comes first so that no name, whatever bytes it
+holds, can be read as one. Inode numbers repeat across filesystems: `mmap:@INODE` is short for
+an inode on the kernel's internal shmem mount (anonymous and memfd memory); any other
+device is written `mmap:@MAJ:MIN:INODE`.
 
 Names, paths and process names come from the system as any bytes, so every output writes
 them in one printable form (`printable`): a backslash, each byte of a character that is not
@@ -29,10 +39,17 @@ FORMS = (
     ("sysv:key=KEY", "SysV segment by key (any base: 0x5eed0001, 1592590337)"),
     ("sysv:ftok=PATH,PROJ", "SysV segment by the key ftok(3) derives from PATH and PROJ, as glibc does"),
     ("posix:/NAME (or /NAME)", "POSIX object /dev/shm/NAME"),
+    ("posix:@INODE", "a POSIX object unlinked while still mapped or open, by its inode in /dev/shm"),
     ("mmap:/PATH", "a file mapped MAP_SHARED"),
-    ("mmap:@INODE", "an anonymous, memfd or deleted shared mapping, by its inode (qualified where needed)"),
+    ("mmap:@INODE", "anonymous or memfd shared memory, by its inode"),
+    ("mmap:@MAJ:MIN:INODE", "a deleted or unreachable file still mapped, by its device and inode"),
+    ("KIND@ipc:NS:ID, KIND@mnt:NS:ID", "any of the above in another IPC (sysv) or mount (posix, mmap) namespace, "
+     "NS its inode as lsns shows it, e.g. sysv@ipc:4026532281:32769"),
 )
-EXPECTED = ", ".join(form for form, _ in FORMS[:-1]) + " or " + FORMS[-1][0]
+EXPECTED = ", ".join(form for form, _ in FORMS[:-2]) + " or " + FORMS[-2][0] + " (KIND@ipc:NS: or KIND@mnt:NS: before it)"
+# `KIND@TYPE:NS:` before the identity: the object lives in that namespace
+_NAMESPACE_WORDS = {"ipc": "an IPC", "mnt": "a mount"}
+_QUALIFIED = re.compile(r"^([a-z]+)@([a-z]+):(\d+):")
 
 
 _HEX_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
@@ -87,7 +104,9 @@ class Address:
     ftok: Optional[Tuple[str, int]] = None
     name: Optional[str] = None  # POSIX name without its leading slash
     path: Optional[str] = None  # mmap file path
-    inode: Optional[int] = None
+    inode: Optional[int] = None  # mmap:@INODE, posix:@INODE
+    device: Optional[int] = None  # mmap:@MAJ:MIN:INODE
+    namespace: Optional[int] = None  # the inode of its IPC (sysv) or mount namespace; None: ours
 
     @classmethod
     def sysv_shmid(cls, shmid: int) -> "Address":
@@ -111,6 +130,12 @@ class Address:
                 and self.key in (None, IPC_PRIVATE))
 
     def __str__(self) -> str:
+        if self.namespace is not None:
+            return f"{namespace_prefix(self.kind, self.namespace)}{self.bare()[len(self.kind):]}"
+        return self.bare()
+
+    def bare(self) -> str:
+        """The address without its namespace."""
         if self.kind == "sysv":
             if self.shmid is not None:
                 return f"sysv:{self.shmid}"
@@ -119,11 +144,26 @@ class Address:
             if self.key:
                 return f"sysv:key={format_key(self.key)}"
             return "sysv"
+        if self.inode is not None:
+            return inode_address(self.kind, self.inode, self.device)
         if self.kind == "posix":
             return f"posix:/{self.name}"
-        if self.inode is not None:
-            return f"mmap:@{self.inode}"
         return f"mmap:{self.path}"
+
+
+def namespace_prefix(kind: str, namespace: Optional[int]) -> str:
+    """`KIND` or, for an object of another namespace, `KIND@TYPE:NS`: what goes before the colon."""
+    if namespace is None:
+        return kind
+    from . import REGISTRY
+    return f"{kind}@{REGISTRY[kind]['namespace']}:{namespace}"
+
+
+def inode_address(kind: str, inode: int, device: Optional[int] = None) -> str:
+    """`KIND:@INODE`, or `KIND:@MAJ:MIN:INODE` where the device must be said."""
+    if device is None:
+        return f"{kind}:@{inode}"
+    return f"{kind}:@{os.major(device)}:{os.minor(device)}:{inode}"
 
 
 def posix_address(name: str) -> str:
@@ -192,20 +232,56 @@ def _parse_sysv(text: str, rest: str) -> Address:
     raise _bad(text, "a SysV address names a shmid, key= or ftok=")
 
 
+def _parse_inode(text: str, kind: str, rest: str) -> Address:
+    """`@INODE`, or `@MAJ:MIN:INODE` (mmap)."""
+    parts = rest[1:].split(":")
+    if not all(p.isdigit() for p in parts) or len(parts) not in ((1, 3) if kind == "mmap" else (1,)):
+        raise _bad(text, f"{kind}:@ takes an inode number" + (" or MAJ:MIN:INODE" if kind == "mmap" else ""))
+    device = os.makedev(int(parts[0]), int(parts[1])) if len(parts) == 3 else None
+    return Address(kind, inode=int(parts[-1]), device=device)
+
+
 def _parse_mmap(text: str, rest: str) -> Address:
     if rest.startswith("@"):
-        if not rest[1:].isdigit():
-            raise _bad(text, "mmap:@ takes an inode number")
-        return Address("mmap", inode=int(rest[1:]))
+        return _parse_inode(text, "mmap", rest)
     if not rest.startswith("/") or "\0" in rest:
         raise _bad(text, "an mmap path must be absolute")
     return Address("mmap", path=rest)
 
 
+def _split_namespace(text: str):
+    """(text without its `KIND@TYPE:NS:` qualifier, the namespace inode or None)."""
+    match = _QUALIFIED.match(text)
+    if match is None:
+        if "@" in text.partition(":")[0] and not text.startswith("/"):
+            raise _bad(text, "a namespace is written KIND@ipc:NS: (sysv) or KIND@mnt:NS: (posix, mmap)")
+        return text, None
+    from . import REGISTRY
+    kind, ns_type, number = match[1], match[2], int(match[3])
+    if kind not in REGISTRY:
+        raise _bad(text, f"unknown kind '{kind}'")
+    if ns_type != REGISTRY[kind]["namespace"]:
+        wanted = REGISTRY[kind]["namespace"]
+        raise _bad(text, f"{kind} objects belong to {_NAMESPACE_WORDS.get(wanted, wanted)} namespace, "
+                         f"written {kind}@{wanted}:NS:")
+    return f"{kind}:{text[match.end():]}", number
+
+
 def parse_address(text: str, allow_new: bool = False) -> Address:
     r"""Parse an address; `allow_new` admits a bare `sysv` (IPC_PRIVATE) for create. Every
-    `\xHH` is a byte (the form `printable` writes)."""
-    text = unescape(text)
+    `\xHH` is a byte (the form `printable` writes); the namespace qualifier is read first, so
+    no escaped byte can make one."""
+    text, namespace = _split_namespace(text)
+    address = _parse_unqualified(unescape(text), allow_new)
+    if namespace is None:
+        return address
+    if address.is_new:
+        raise _bad(text, "create makes segments in shmctl's own namespaces", "use shmctl --ns PID create")
+    from dataclasses import replace
+    return replace(address, namespace=namespace)
+
+
+def _parse_unqualified(text: str, allow_new: bool) -> Address:
     if text.startswith("/"):
         return Address("posix", name=check_posix_name(text))
     kind, sep, rest = text.partition(":")
@@ -221,6 +297,8 @@ def parse_address(text: str, allow_new: bool = False) -> Address:
             raise _bad(text, "key 0 is IPC_PRIVATE, which names no segment; address it by shmid")
         return addr
     if kind == "posix":
+        if rest.startswith("@"):
+            return _parse_inode(text, "posix", rest)
         if not rest.startswith("/"):
             raise _bad(text, "a POSIX name starts with '/'")
         return Address("posix", name=check_posix_name(rest))

@@ -66,6 +66,7 @@ SIGNATURES = {
     "mmap": (c_void_p, [c_void_p, c_size_t, c_int, c_int, c_int, ctypes.c_int64]),
     "munmap": (c_int, [c_void_p, c_size_t]),
     "renameat2": (c_int, [c_int, c_char_p, c_int, c_char_p, c_uint]),
+    "setns": (c_int, [c_int, c_int]),
 }
 
 
@@ -206,6 +207,17 @@ def munmap(addr: int, length: int) -> None:
     if _f["munmap"](addr, length) < 0:
         raise _fail("munmap")
 
+
+
+CLONE_NEWIPC = 0x08000000
+
+
+def setns_ipc(fd: int, what: str) -> None:
+    """Join the IPC namespace that `fd` (/proc/PID/ns/ipc) stands for: the SysV calls and
+    /proc/sysvipc/shm then see that namespace's segments. Any thread may (unlike a mount or
+    user namespace), so the running process itself moves; CAP_SYS_ADMIN is needed."""
+    if _f["setns"](fd, CLONE_NEWIPC) != 0:
+        raise _fail(what, "entering another IPC namespace needs root (CAP_SYS_ADMIN)")
 
 
 RENAME_NOREPLACE = 1

@@ -50,7 +50,7 @@ class FakeProc:
 
     def view(self):
         view = kinds.View(proc=str(self.proc), shm_dir=str(self.shm_dir))
-        view.__dict__["shmem_dev"] = SHMEM_DEV  # the kernel's shmem mount, as the fake maps show it
+        view.host.__dict__["shmem_dev"] = SHMEM_DEV  # the kernel's shmem mount, as the fake maps show it
         return view
 
 

@@ -43,7 +43,7 @@ def collect(kinds: Iterable[str], view: View, all_mappings: bool = False,
             segments, skipped = kind(name).collect(view, all_mappings, processes)
             inventory.segments += segments
             inventory.skipped += skipped
-    if "maps" in view.__dict__:
+    if view.host.scanned:
         inventory.hidden_processes = view.maps.hidden
     return inventory
 

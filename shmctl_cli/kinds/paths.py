@@ -18,7 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from ..errors import Conflict, NotFound, ShmctlError, from_oserror
 
@@ -40,11 +40,30 @@ def open_directory(path: str, where: Optional[str] = None, base: Optional[int] =
     and only those: one that another user planted (in /tmp, or in their own directory) is
     refused, as is every symlink its target leads through."""
     where = where or path
+    if base is None and path in _pinned:
+        return os.dup(_pinned[path])
     normal = _normal(path, base)
     if not normal:  # "/", "." or "": the start itself
         return _start(path, where, base)
     fd = _openat2(normal, base)
     return fd if fd is not None else _walk(normal, where, base, trusted_links)
+
+
+_pinned: Dict[str, int] = {}
+
+
+def pin_directory(path: str, base: Optional[int] = None) -> Optional[str]:
+    """A directory opened once (see open_directory), kept open for the run and named by its
+    fd's link, /proc/self/fd/N: a path that open_directory, scandir, lstat and statvfs all
+    take and that leads to that directory whatever happens to `path`. None if it cannot be
+    reached (absent, or a symlink on the way)."""
+    try:
+        fd = open_directory(path, base=base)
+    except ShmctlError:
+        return None
+    name = f"/proc/self/fd/{fd}"
+    _pinned[name] = fd
+    return name
 
 
 def open_at(dir_fd: Optional[int], name: str, flags: int, where: Optional[str] = None,
