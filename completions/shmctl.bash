@@ -19,7 +19,7 @@ _shmctl() {
             ;;
         limits)
             if [[ $cword -eq 2 ]]; then
-                COMPREPLY=($(compgen -W "hugepages recommend set --help --json -b --bytes" -- "$cur")); return
+                COMPREPLY=($(compgen -W "hugepages recommend set --help --json -b --bytes -A --all-namespaces" -- "$cur")); return
             fi
             case "${words[2]}" in
                 hugepages)
@@ -38,7 +38,7 @@ _shmctl() {
                     fi
                     ;;
                 *)
-                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --json -b --bytes" -- "$cur"))
+                    if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help --json -b --bytes -A --all-namespaces" -- "$cur"))
                     else COMPREPLY=($(compgen -f -- "$cur"))
                     fi
                     ;;
@@ -49,7 +49,7 @@ _shmctl() {
                 -k) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
                 --kind) COMPREPLY=($(compgen -W "sysv posix mmap" -- "$cur")); return;;
             esac
-            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -k --kind -m --shmems -p --processes -a --all --user --orphans --min-size -u --summary --sort --list-columns --json --raw -n --noheadings -o --output --output-all -b --bytes --numeric-ids" -- "$cur"))
+            if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "--help -k --kind -m --shmems -p --processes -a --all --user --orphans --min-size -A --all-namespaces -u --summary --sort --list-columns --json --raw -n --noheadings -o --output --output-all -b --bytes --numeric-ids" -- "$cur"))
             else COMPREPLY=($(compgen -f -- "$cur"))
             fi
             ;;

@@ -37,7 +37,8 @@ NAME_MAX = 255
 FORMS = (
     ("sysv:SHMID", "SysV segment by shmid"),
     ("sysv:key=KEY", "SysV segment by key (any base: 0x5eed0001, 1592590337)"),
-    ("sysv:ftok=PATH,PROJ", "SysV segment by the key ftok(3) derives from PATH and PROJ, as glibc does"),
+    ("sysv:ftok=PATH,PROJ", "SysV segment by the key ftok(3) derives from PATH and PROJ (a C int, of which "
+                            "only the low 8 bits count, or a character), as glibc does"),
     ("posix:/NAME (or /NAME)", "POSIX object /dev/shm/NAME"),
     ("posix:@INODE", "a POSIX object unlinked while still mapped or open, by its inode in /dev/shm"),
     ("mmap:/PATH", "a file mapped MAP_SHARED"),
@@ -183,17 +184,34 @@ def parse_key(text: str) -> int:
     return key & KEY_MAX
 
 
+_C_OCTAL = re.compile(r"[+-]?0[0-7]+")
+FTOK_PROJ_BITS = 0xFF  # glibc and musl use the low 8 bits of the project id, nothing else
+
+
 def parse_proj(text: str) -> int:
+    """ftok's project id as a C program passes it: a C int in any base (1234, 0x4d2, 0o2322,
+    C's 02322, -1) or one character (`A`). Only its low 8 bits count (1234 acts as 0xd2); one
+    whose low byte is 0 is taken too: see ftok_note."""
     try:
-        proj = int(text, 0)
+        proj = int(text, 8) if _C_OCTAL.fullmatch(text.strip()) else int(text, 0)
     except ValueError:
         if len(text) == 1:  # ftok's proj_id is a character: `ftok=/etc,A`
             return ord(text)
-        raise UsageError(f"invalid ftok project '{text}'", "expected a number 1-255 or one character") from None
-    if not 1 <= proj <= 255:
-        raise UsageError(f"invalid ftok project '{text}'", "ftok uses the low 8 bits, which must not be 0",
-                         "use 1-255")
+        raise UsageError(f"invalid ftok project '{text}'", "expected an integer or one character",
+                         "e.g. 1234, 0x41 or A") from None
+    if not -(1 << 31) <= proj < 1 << 31:
+        raise UsageError(f"invalid ftok project '{text}'", "ftok takes a C int",
+                         "between -2147483648 and 2147483647; only the low 8 bits count")
     return proj
+
+
+def ftok_note(proj: int) -> Optional[str]:
+    """What a project id whose low 8 bits are 0 means. POSIX leaves ftok unspecified then;
+    glibc computes the key anyway, from the file alone: every such id gives the same key."""
+    if proj & FTOK_PROJ_BITS:
+        return None
+    return (f"note: ftok project {proj} has 0 in its low 8 bits, the only ones ftok uses: the key "
+            "depends on the file alone (POSIX leaves this unspecified)")
 
 
 def check_posix_name(name: str) -> str:

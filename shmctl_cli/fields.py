@@ -111,6 +111,11 @@ def _name(value, style) -> str:
     return name or "-"
 
 
+def _namespace(value, style=None) -> str:
+    kind, inode = value
+    return "-" if inode is None else f"{REGISTRY[kind]['namespace']}:{inode}"
+
+
 def _text(value, style=None) -> Optional[str]:
     return value if value is None else printable(value)
 
@@ -126,9 +131,30 @@ def _processes(attachments, style) -> str:
     for a in attachments:
         if a.pid not in seen:
             seen.add(a.pid)
-            parts.append(f"{a.pid}:{printable(a.comm, space=True).replace(',', _COMMA)}")
+            parts.append(f"{a.pid}:{printable(a.comm, space=True).replace(',', _COMMA)}" + ("?" if a.unsure else ""))
     return ",".join(parts) or "-"
 
+
+def _nattch(value, style=None) -> str:
+    """`N`; `N+` where processes were hidden (POSIX and mmap users are counted from the maps we
+    could read: at least N); `?` for none seen then, never a 0 that reads as "unused"."""
+    n, hidden = value
+    if not hidden or n is None:
+        return _opt(n)
+    return f"{n}+" if n else "?"
+
+
+def _nattch_detail(s, style) -> str:
+    hidden = s.nattch_unsure
+    text = _opt(s.nattch)
+    if hidden and s.nattch is not None:
+        what = f"{hidden} process{'es' if hidden != 1 else ''}" if hidden is not True else "some processes"
+        text = f"at least {s.nattch} ({what} not visible)"
+    if s.deleted:
+        pids = list(dict.fromkeys(f"{a.pid} ({a.comm})" for a in s.attachments or ()))
+        if pids:
+            text += f"; deleted: freed when {'pid' if len(pids) == 1 else 'pids'} {', '.join(pids)} let go"
+    return text
 
 def _status_cells(segments, style) -> List[str]:
     """Most segments share a status: look at each flag column once (C-level passes), and
@@ -138,10 +164,14 @@ def _status_cells(segments, style) -> List[str]:
     unsure = list(map(attrgetter("orphan_unsure"), segments))
     if any(unsure):
         flags[-1] = ["?" if u and o else o for o, u in zip(flags[-1], unsure)]
+    huge = STATUS_WORDS.index("hugetlb")
+    maybe_huge = None in flags[huge]  # unknown: `hugetlb?`
+    if maybe_huge:
+        flags[huge] = ["?" if h is None else h for h in flags[huge]]
     active = [i for i, column in enumerate(flags) if any(column)]
     if not active:
         return ["-"] * len(segments)
-    if len(active) == 1 and not any(unsure):
+    if len(active) == 1 and not any(unsure) and not maybe_huge:
         word = STATUS_WORDS[active[0]]
         return [word if on else "-" for on in flags[active[0]]]
     rows = list(zip(*flags))
@@ -150,7 +180,8 @@ def _status_cells(segments, style) -> List[str]:
     return list(map(text.__getitem__, rows))
 
 
-_STATUS_COLOURS = {"orphan": "yellow", "orphan?": "yellow", "dest": "red", "locked": "cyan", "hugetlb": "magenta"}
+_STATUS_COLOURS = {"orphan": "yellow", "orphan?": "yellow", "dest": "red", "locked": "cyan", "hugetlb": "magenta",
+                   "hugetlb?": "magenta"}
 
 
 def _status_colour(text: str) -> str:
@@ -165,6 +196,8 @@ def attachment_dict(a: Attachment) -> dict:
             "offset": a.offset}
     if a.command is not None:
         data["command"] = printable(a.command)
+    if a.unsure:  # SysV: maybe a mapping of another IPC namespace's segment of the same shmid
+        data["namespace_certain"] = False
     return data
 
 
@@ -205,7 +238,10 @@ FIELDS: List[Field] = [
     Field("RSS", "rss", "rss", _size, right=True, sort=True, label="rss", labels={"posix": "allocated"},
           help="resident memory"),
     Field("SWAP", "swap", "swap", _size, right=True, sort=True, label="swap", omit_empty=True, help="swapped out"),
-    Field("NATTCH", "nattch", "nattch", _opt, right=True, sort=True, label="nattch", help="attached processes"),
+    Field("NATTCH", "nattch", "nattch", _nattch, get=attrgetter("nattch", "nattch_unsure"), right=True, sort=True,
+          label="nattch", detail=_nattch_detail,
+          help="attached processes (N+: at least N, ?: unknown, where processes are hidden)"),
+    Field(None, "nattch_exact", "nattch_unsure", json=lambda v, st: not v, json_after="NATTCH"),
     Field("CPID", "cpid", "cpid", _opt, right=True, sort=True, kinds=SYSV, label="cpid", help="creator pid"),
     Field("LPID", "lpid", "lpid", _opt, right=True, sort=True, kinds=SYSV, label="lpid",
           help="pid of the last attach/detach"),
@@ -217,7 +253,9 @@ FIELDS: List[Field] = [
           help="last modification (posix, mmap)"),
     Field("STATUS", "status", "status", lambda v, st: ",".join(v) or "-", distinct=False, cells=_status_cells,
           colour=_status_colour, label="status",
-          help="dest, locked, hugetlb, orphan (orphan? where some processes were hidden), semaphore"),
+          help="deleted (unlinked, still held), dest, locked, hugetlb (hugetlb? where unknown), orphan (orphan? where some processes were "
+               "hidden), semaphore"),
+    Field(None, "hugetlb", "hugetlb", json_after="STATUS"),  # true, false, or null: unknown (sysv)
     Field("ORPHAN", "orphan", "orphan", lambda v, st: v or "-", label="orphan", omit_empty=True,
           help="why the segment is an orphan"),
     Field(None, "orphan_certain", ("orphan", "orphan_unsure"),
@@ -225,8 +263,12 @@ FIELDS: List[Field] = [
     Field("BACKING", "backing", "backing", lambda v, st: v[0] or v[1], get=attrgetter("backing", "kind"),
           label="backing", omit_empty=True, stat_after="ID", help="mmap: anonymous, memfd, tmpfs, hugetlbfs, file"),
     Field(None, "device", "device", json=lambda v, st: None if v is None else f"{os.major(v)}:{os.minor(v)}"),
+    Field("NAMESPACE", "namespace", "namespace", _namespace, get=attrgetter("kind", "namespace"), label="namespace",
+          omit_empty=True, help="the IPC (sysv) or mount (posix, mmap path) namespace, TYPE:INODE as lsns shows it"),
+    Field("CONTAINER", "container", "container", _opt, json=_text, label="container", omit_empty=True,
+          help="the container of the namespace (or of the first process, mmap): RUNTIME:ID from its cgroup"),
     Field("PROCESSES", "processes", "attachments", _processes, json=_attachments_json, distinct=False,
-          escaped=True, help="attached processes, pid:comm"),
+          escaped=True, help="attached processes, pid:comm (pid:comm? where the IPC namespace is uncertain)"),
 ]
 
 COLUMNS: Dict[str, Field] = {f.name: f for f in FIELDS if f.name}
@@ -256,9 +298,13 @@ DEFAULT_COLUMNS = {
 }
 
 
-def default_columns(kinds: Sequence[str]) -> List[str]:
+def default_columns(kinds: Sequence[str], everywhere: bool = False) -> List[str]:
+    """The columns `list` shows; with --all-namespaces, where each segment lives comes second."""
     own = DEFAULT_COLUMNS.get(kinds[0]) if len(kinds) == 1 else None
-    return list(own or DEFAULT_COLUMNS["all"])  # a new kind needs no list of its own
+    names = list(own or DEFAULT_COLUMNS["all"])  # a new kind needs no list of its own
+    if everywhere:
+        names[1:1] = ["NAMESPACE", "CONTAINER"]
+    return names
 
 
 def stat_lines(s, style: Style) -> List[tuple]:

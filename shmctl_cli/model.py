@@ -20,7 +20,7 @@ class _Record:
 
 class Attachment(_Record):
     """One mapping of a segment in one process."""
-    __slots__ = ("pid", "comm", "uid", "user", "start", "end", "perms", "offset", "command")
+    __slots__ = ("pid", "comm", "uid", "user", "start", "end", "perms", "offset", "command", "unsure")
 
     def __init__(self, pid: int, *, comm: str = "", uid: Optional[int] = None, user: Optional[str] = None,
                  start: int = 0, end: int = 0, perms: str = "", offset: int = 0,
@@ -28,6 +28,9 @@ class Attachment(_Record):
         self.pid, self.comm, self.uid, self.user = pid, comm, uid, user
         self.start, self.end, self.perms, self.offset = start, end, perms, offset
         self.command = command  # the full command line, where it was asked for
+        # SysV: whether the mapping is of this segment or of one with the same shmid in another
+        # IPC namespace could not be told (kinds/sysv/namespaces.py)
+        self.unsure = False
 
     @property
     def length(self) -> int:
@@ -93,9 +96,10 @@ class Segment(_Record):
 
     @property
     def status(self) -> List[str]:
-        flags = (self.semaphore, self.deleted, self.dest, self.locked, self.hugetlb, self.orphan)
-        words = [word for word, on in zip(STATUS_WORDS, flags) if on]
-        return [w + "?" if w == "orphan" and self.orphan_unsure else w for w in words]
+        # hugetlb None: unknown (a SysV segment nobody visibly attaches that a pool could hold)
+        flags = (self.semaphore, self.deleted, self.dest, self.locked, self.hugetlb is not False, self.orphan)
+        unsure = {"orphan": self.orphan_unsure, "hugetlb": self.hugetlb is None}
+        return [w + "?" if unsure.get(w) else w for w, on in zip(STATUS_WORDS, flags) if on]
 
     @property
     def pids(self) -> List[int]:
@@ -106,11 +110,28 @@ _new = object.__new__
 STATUS_WORDS = ("semaphore", "deleted", "dest", "locked", "hugetlb", "orphan")
 
 
+class Namespace(_Record):
+    """One namespace `list --all-namespaces` looked into: its type ("ipc", "mnt") and inode, a
+    process in it (the lowest pid) and its command, the container it belongs to, and the
+    kinds seen there (a mount namespace whose /dev/shm another one already showed has none)."""
+    __slots__ = ("type", "inode", "pid", "command", "container", "kinds", "home")
+
+    def __init__(self, type: str, inode: Optional[int], *, pid: Optional[int] = None, command: str = "",
+                 container: Optional[str] = None, kinds: Optional[List[str]] = None, home: bool = False):
+        self.type, self.inode, self.pid, self.command = type, inode, pid, command
+        self.container, self.kinds, self.home = container, kinds or [], home
+
+    @property
+    def label(self) -> str:
+        return f"{self.type}:{self.inode}"
+
+
 class Inventory:
     """Everything one `list` saw, plus what it could not see."""
 
     def __init__(self):
         self.segments: List[Segment] = []
+        self.namespaces: List[Namespace] = []  # with --all-namespaces: every one looked into
         self.hidden_processes = 0  # processes whose maps could not be read
         self.skipped: List[str] = []  # /dev/shm entries that are not segments
         self.meminfo: Dict[str, int] = {}

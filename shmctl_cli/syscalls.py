@@ -67,6 +67,7 @@ SIGNATURES = {
     "munmap": (c_int, [c_void_p, c_size_t]),
     "renameat2": (c_int, [c_int, c_char_p, c_int, c_char_p, c_uint]),
     "setns": (c_int, [c_int, c_int]),
+    "name_to_handle_at": (c_int, [c_int, c_char_p, c_void_p, c_void_p, c_int]),
 }
 
 
@@ -166,11 +167,27 @@ def shm_info_and_index() -> tuple:
     return usage, highest
 
 
+INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
+
+
 def ftok(path: str, proj: int) -> int:
+    """glibc's key: (proj & 0xff) << 24 | (st_dev & 0xff) << 16 | (st_ino & 0xffff). `proj` is
+    a C int (c_int would wrap a larger one silently); 0xffffffff is a key, so -1 is an error
+    only with errno set. Key 0 is IPC_PRIVATE: it names no segment and would create a new one."""
+    if not INT_MIN <= proj <= INT_MAX:
+        raise UsageError(f"invalid ftok project {proj}", "ftok takes a C int")
+    ctypes.set_errno(0)
     key = _f["ftok"](os.fsencode(path), proj)
-    if key == -1:
+    if key == -1 and ctypes.get_errno():
         raise _fail(f"ftok {path}", hint="the path must exist")
-    return key & KEY_MAX
+    return check_ftok_key(key & KEY_MAX, path, proj)
+
+
+def check_ftok_key(key: int, path: str, proj: int) -> int:
+    if key == 0:
+        raise UsageError(f"ftok {path},{proj}", "the key is 0 = IPC_PRIVATE, which names no segment",
+                         "the project id's low 8 bits are 0 and so are the file's; use a project id 1-255")
+    return key
 
 
 def shm_open(name: str, flags: int, mode: int = 0o600) -> int:
@@ -218,6 +235,24 @@ def setns_ipc(fd: int, what: str) -> None:
     user namespace), so the running process itself moves; CAP_SYS_ADMIN is needed."""
     if _f["setns"](fd, CLONE_NEWIPC) != 0:
         raise _fail(what, "entering another IPC namespace needs root (CAP_SYS_ADMIN)")
+
+
+AT_SYMLINK_FOLLOW = 0x400
+MAX_HANDLE_SZ = 128
+
+
+def file_handle(path: str) -> Optional[bytes]:
+    """name_to_handle_at(2) of the file behind `path` (a /proc/PID/map_files link is followed):
+    the handle type and bytes, which on tmpfs and the shmem mount hold the inode number and its
+    random generation. None where the filesystem has no handles (hugetlbfs: EOPNOTSUPP) or the
+    link may not be followed (map_files needs CAP_SYS_ADMIN)."""
+    buf = ctypes.create_string_buffer(8 + MAX_HANDLE_SZ)  # struct file_handle: bytes, type, f_handle[]
+    ctypes.c_uint.from_buffer(buf).value = MAX_HANDLE_SZ
+    mount_id = c_int()
+    if _f["name_to_handle_at"](-100, os.fsencode(path), buf, ctypes.byref(mount_id), AT_SYMLINK_FOLLOW) != 0:
+        return None  # AT_FDCWD = -100
+    size = ctypes.c_uint.from_buffer(buf).value
+    return buf.raw[4:8 + size]
 
 
 RENAME_NOREPLACE = 1

@@ -49,6 +49,7 @@ class Host:
         self.uids: Dict[int, Optional[int]] = {}
         self.namespaces: Dict[Tuple[str, int], Optional[int]] = {}
         self.fstypes: Dict[int, str] = {}
+        self.shm_devices: set = set()  # every /dev/shm the posix kind listed in this run
 
     @cached_property
     def maps(self) -> maps_module.MapsScan:
@@ -96,20 +97,49 @@ class Host:
             self.namespaces[key] = namespaces.namespace_inode(pid, ns_type, self.proc)
         return self.namespaces[key]
 
-    @cached_property
+    def members(self, ns_type: str) -> Dict[int, List[int]]:
+        """Namespace inode -> the pids in it, ascending (processes we may not look at left out)."""
+        found: Dict[int, List[int]] = {}
+        for pid in sorted(self.pids):
+            inode = self.namespace_of(pid, ns_type)
+            if inode is not None:
+                found.setdefault(inode, []).append(pid)
+        return found
+
+    def member(self, ns_type: str, inode: int) -> Optional[int]:
+        """The lowest pid in that namespace, None if no process we can see is in it."""
+        pids = self.members(ns_type).get(inode)
+        return pids[0] if pids else None
+
+    @property
     def own(self) -> Dict[str, Optional[int]]:
-        """Our own namespaces as the run began (before any setns)."""
-        return {t: namespaces.namespace_inode("self", t, self.proc) for t in ("ipc", "mnt")}
+        """Our own namespaces as the process began (read before any setns, once per process:
+        a View made after one must not take the joined namespace for its home)."""
+        if self.proc not in _own:
+            _own[self.proc] = {t: namespaces.namespace_inode("self", t, self.proc) for t in ("ipc", "mnt")}
+        return _own[self.proc]
 
 
+_own: Dict[str, Dict[str, Optional[int]]] = {}
 # the IPC namespace this process has joined (None: its own), and an fd of its own to go back
 _joined: Dict[str, Optional[int]] = {"ipc": None, "home_fd": None}
 # the pid whose namespaces a View looks at when none is given (`shmctl --ns PID`)
 _default_ns_pid: Dict[str, Optional[int]] = {"pid": None}
 
 
-def look_from(pid: Optional[int]) -> None:
-    """Every View made from now on looks from PID's IPC and mount namespaces (--ns PID)."""
+def look_from(pid: int, proc: str = procfs.PROC) -> None:
+    """Every View made from now on looks from PID's IPC and mount namespaces (--ns PID).
+    Another process's namespaces are root's to enter: a one-line refusal otherwise."""
+    from .errors import PermissionDenied, UsageError
+    if pid <= 0 or not os.path.isdir(f"{proc}/{pid}"):
+        raise UsageError(f"--ns {pid}", "no such process")
+    for ns_type in ("ipc", "mnt"):
+        theirs = namespaces.namespace_inode(pid, ns_type, proc)
+        if theirs != namespaces.namespace_inode("self", ns_type, proc) and os.geteuid() != 0:
+            raise PermissionDenied(f"--ns {pid}", "looking from another process's namespaces needs root",
+                                   "run as root")
+        if theirs is None:
+            raise UsageError(f"--ns {pid}", "its namespaces cannot be read (it is gone, or more privileged than this process)")
     _default_ns_pid["pid"] = pid
 
 
@@ -224,6 +254,13 @@ class View:
             return self._shm_dir
         from .kinds.paths import pin_directory
         return pin_directory("dev/shm", self.root_fd)
+
+    @property
+    def shm_name(self) -> str:
+        """/dev/shm as messages name it."""
+        if self.root_fd is None:
+            return self._shm_dir
+        return f"/dev/shm of mount namespace {self.mnt_ns}"
 
     @cached_property
     def shm_dev(self) -> Optional[int]:

@@ -37,7 +37,7 @@ def test_new_addresses_only_where_allowed():
 @pytest.mark.parametrize("text,why", [
     ("shm:1", "unknown kind"), ("sysv:abc", "shmid"), ("sysv:-1", "shmid"), ("sysv:99999999999", "31-bit"),
     ("sysv:key=zz", "integer"), ("sysv:key=0x10000000000", "32 bits"), ("sysv:key=4294967296", "32 bits"),
-    ("sysv:ftok=/etc", "PATH,PROJ"), ("sysv:ftok=/etc,0", "must not be 0"), ("sysv:ftok=/etc,256", "1-255"),
+    ("sysv:ftok=/etc", "PATH,PROJ"), ("sysv:ftok=/etc,2147483648", "C int"), ("sysv:ftok=/etc,x1", "integer"),
     ("posix:db", "starts with '/'"), ("posix:/", "empty"), ("/a/b", "'/'"), ("/..", "'..'"), ("/.", "'.'"),
     ("/" + "x" * 256, "NAME_MAX"), ("/a\0b", "NUL"), ("mmap:rel/path", "absolute"), ("mmap:@x", "inode"),
     ("mmap:", "needs an identity"), ("", "unknown kind"),

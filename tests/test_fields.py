@@ -4,8 +4,8 @@ from shmctl_cli import fields, render
 from shmctl_cli.model import Segment
 
 JSON_KEYS = ["address", "kind", "id", "key", "name", "owner", "uid", "gid", "cuid", "cgid", "mode", "perms", "size",
-             "rss", "swap", "nattch", "cpid", "lpid", "atime", "dtime", "ctime", "mtime", "status", "orphan",
-             "orphan_certain", "backing", "device"]
+             "rss", "swap", "nattch", "nattch_exact", "cpid", "lpid", "atime", "dtime", "ctime", "mtime", "status",
+             "hugetlb", "orphan", "orphan_certain", "backing", "device", "namespace", "container"]
 
 
 def _style():

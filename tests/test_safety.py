@@ -70,18 +70,18 @@ def test_a_path_in_another_mount_namespace_is_not_ours(tmp_path):
 mount --make-rprivate / && mount -t tmpfs none {tmp_path} && exec {sys.executable} -c '
 import mmap, os, sys
 fd = os.open("{ours}", os.O_RDWR | os.O_CREAT); os.ftruncate(fd, 4096)
-m = mmap.mmap(fd, 4096); print("ready", os.fstat(fd).st_ino, flush=True); sys.stdin.read()'
+m = mmap.mmap(fd, 4096); print(os.fstat(fd).st_ino, os.stat("/proc/self/ns/mnt").st_ino, flush=True)
+sys.stdin.read()'
 """], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        word, inode = child.stdout.readline().split()
+        inode, namespace = child.stdout.readline().split()
         segments = listed("--kind", "mmap")
         assert f"mmap:{ours}" not in segments  # its path names a different file here
-        assert segments[f"mmap:@{inode}"]["name"] == str(ours)
-        r = run("rm", f"mmap:@{inode}")
-        # refused as unnamed memory, or (when a process elsewhere on the host maps another
-        # inode with that number: fresh tmpfs inodes start small) as ambiguous
-        assert (r.code, ours.read_bytes()) in ((5, b"our data"), (2, b"our data")), r
-        assert r.code == 5 or "that inode is on several devices" in r.err
+        theirs = f"mmap@mnt:{namespace}:{ours}"  # the path as that mount namespace has it
+        assert segments[theirs]["name"] == str(ours) and segments[theirs]["id"] == int(inode)
+        r = run("rm", theirs)  # still mapped there: refused; and never our file of that name
+        assert (r.code, ours.read_bytes()) == (5, b"our data"), r
+        assert run("stat", f"mmap:{ours}", "--json").code == 0
     finally:
         child.stdin.close()
         child.wait(10)

@@ -67,13 +67,24 @@ class ShmctlGroup(LazyGroup):
 
 @click.group(cls=ShmctlGroup, lazy=COMMANDS, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="shmctl", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.option("--ns", "ns_pid", type=int, metavar="PID",
+              help="Run the command in the IPC and mount namespaces of PID (a container's process): its "
+                   "SysV segments, its /dev/shm, its paths. Root only.")
+def cli(ns_pid: Optional[int]) -> None:
     """See, create, fill, hold and remove Linux shared memory: SysV (shmget), POSIX
     (shm_open, /dev/shm) and mmap (MAP_SHARED files, anonymous memory, memfds).
 
     Every segment has one address, printed by `list` and accepted by every command
     (the forms are below).
+
+    --ns PID looks from a container: SysV calls are made in PID's IPC namespace (setns), and
+    /dev/shm and paths are those of PID's mount namespace, reached beneath its root with no
+    symlink followed. Files given as options (read -o, write FILE) stay the caller's, and
+    pids are the host's.
     """
+    if ns_pid is not None:
+        from ..kinds import look_from
+        look_from(ns_pid)
 
 
 def all_commands() -> Dict[str, click.Command]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..errors import Exit, UsageError
-from .params import MODE, SIZE, AddressParam, SizeParam
+from .params import MODE, SIZE, AddressParam, FtokParam, SizeParam
 
 
 def _source(path):
@@ -17,7 +17,8 @@ def _source(path):
 @click.argument("address", type=AddressParam(allow_new=True))
 @click.option("-s", "--size", type=SizeParam(minimum=1), help="Size: 4096, 64K, 1M, 1.5GiB (default: of --from).")
 @click.option("--key", metavar="KEY", help="SysV key, any base (0 = IPC_PRIVATE).")
-@click.option("--ftok", metavar="PATH,PROJ", help="SysV key derived by ftok(3).")
+@click.option("--ftok", metavar="PATH,PROJ", type=FtokParam(),
+              help="SysV key derived by ftok(3) as glibc does: PROJ is a C int (its low 8 bits count) or a character.")
 @click.option("--mode", type=MODE, default="0600", show_default=True, help="Permissions, octal.")
 @click.option("--hugetlb", is_flag=True, help="SysV: back it with huge pages (SHM_HUGETLB).")
 @click.option("--huge-size", type=SIZE, metavar="SIZE", help="Huge page size for --hugetlb: 2M or 1G.")

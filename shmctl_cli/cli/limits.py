@@ -35,8 +35,12 @@ def _collect(system):
 @click.group("limits", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
+@click.option("-A", "--all-namespaces", "everywhere", is_flag=True,
+              help="Also every other IPC namespace (SysV use) and every /dev/shm (capacity, promised, "
+                   "committed), one line each with its container: which container's /dev/shm is about to "
+                   "be full. Root sees them all.")
 @click.pass_context
-def limits_command(ctx, as_json, exact):
+def limits_command(ctx, as_json, exact, everywhere):
     """Show the kernel limits on shared memory, with what is in use and USE%: SHMMAX, SHMALL
     (in pages and bytes), SHMMNI, SHMMIN, shm_rmid_forced, the /dev/shm tmpfs, MemTotal,
     Shmem, Hugetlb, RLIMIT_MEMLOCK, vm.hugetlb_shm_group and every huge page pool.
@@ -51,16 +55,31 @@ def limits_command(ctx, as_json, exact):
     if ctx.invoked_subcommand is not None:
         return None
     from ..render import limits as render
-    limits = _collect(_system())
+    system = _system()
+    limits = _collect(system)
+    others = _other_namespaces(system) if everywhere else []
     for warning in limits.warnings():
         note(f"warning: {warning}")
+    for namespace, theirs in others:
+        for warning in theirs.warnings():
+            note(f"warning: {namespace.label} ({namespace.container or f'pid {namespace.pid}'}): {warning}")
     if as_json:
-        click.echo(render.limits_json(limits), nl=False)
+        data = render.limits_dict(limits)
+        if everywhere:
+            data["namespaces"] = render.namespace_limits_dicts(others)
+        click.echo(render.to_json(data), nl=False)
     elif is_terminal():
         print_rich(render.limits_rich(limits, _style(exact)))
     else:
         click.echo(render.limits_text(limits, _style(exact)), nl=False)
+    if others and not as_json:
+        click.echo("\n" + render.namespace_limits_text(others, _style(exact)), nl=False)
     return Exit.OK
+
+
+def _other_namespaces(system) -> list:
+    from ..limits.collect import collect_namespaces
+    return collect_namespaces(system)
 
 
 def _split_persist(assignments: Tuple[str, ...], persist: Optional[str]) -> Tuple[List[str], Optional[str]]:

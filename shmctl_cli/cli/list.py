@@ -61,13 +61,17 @@ def _kinds(kinds: Tuple[str, ...], shmems: bool) -> List[str]:
               help="Also POSIX semaphores in /dev/shm and read-only shared file mappings.")
 @click.option("--user", metavar="NAME|UID", help="Only segments this user owns.")
 @click.option("--orphans", is_flag=True, help="Only orphans: no process attached, creator gone (sysv); "
-                                             "no process maps or holds it (posix).")
+                                             "no process maps or holds it (posix). A deleted object is never "
+                                             "one: processes hold it.")
 @click.option("--min-size", type=SIZE, metavar="SIZE", help="Only segments at least this large.")
+@click.option("-A", "--all-namespaces", "everywhere", is_flag=True,
+              help="Every IPC namespace and every /dev/shm on the host (containers), the own first, with "
+                   "NAMESPACE and CONTAINER columns. Root sees them all.")
 @click.option("-u", "--summary", is_flag=True, help="Totals per kind, and how much of Shmem they explain.")
 @click.option("--sort", "sort_column", metavar="COL", help="Sort by a column (sizes and ids as numbers).")
 @click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit.")
 @output_options
-def list_command(kinds, shmems, processes, all_, user, orphans, min_size, summary, sort_column,
+def list_command(kinds, shmems, processes, all_, user, orphans, min_size, everywhere, summary, sort_column,
                  list_columns, as_json, raw, noheadings, columns, output_all, exact, numeric_ids):
     """List shared-memory segments of all kinds (ipcs -m / lsipc -m for SysV, POSIX and mmap).
 
@@ -88,7 +92,7 @@ def list_command(kinds, shmems, processes, all_, user, orphans, min_size, summar
             click.echo(f"{name:<10} {column.help}")
         return Exit.OK
     chosen = _kinds(kinds, shmems)
-    names = choose_columns(columns, output_all, default_columns(chosen))
+    names = choose_columns(columns, output_all, default_columns(chosen, everywhere))
     if processes and "PROCESSES" not in names:
         names.append("PROCESSES")
     if sort_column and sort_column.upper() not in COLUMNS:
@@ -97,7 +101,8 @@ def list_command(kinds, shmems, processes, all_, user, orphans, min_size, summar
     uid = resolve_user(user) if user is not None else None
 
     view = backend.View()
-    inv = backend.collect(chosen, view, all_mappings=all_, processes=processes or "PROCESSES" in names)
+    inv = backend.collect(chosen, view, all_mappings=all_, processes=processes or "PROCESSES" in names,
+                          everywhere=everywhere)
     select(inv, uid, orphans, min_size)
     style = make_style(exact, numeric_ids)
     inv.segments = sort_segments(inv.segments, sort_column and sort_column.upper(), style)

@@ -31,7 +31,33 @@ class AddressParam(click.ParamType):
 
     def convert(self, value, param, ctx):
         from ..address import parse_address
-        return value if not isinstance(value, str) else parse_address(value, self.allow_new)
+        if not isinstance(value, str):
+            return value
+        address = parse_address(value, self.allow_new)
+        if address.ftok is not None:
+            _ftok_note(address.ftok[1])
+        return address
+
+
+class FtokParam(click.ParamType):
+    """--ftok PATH,PROJ: checked here (exit 2), with the note on a project id whose low byte is 0."""
+    name = "path,proj"
+
+    def convert(self, value, param, ctx):
+        from ..address import parse_proj
+        from ..errors import UsageError
+        path, sep, proj = value.rpartition(",")
+        if not sep or not path:
+            raise UsageError(f"invalid --ftok '{value}'", "expected PATH,PROJ")
+        _ftok_note(parse_proj(proj))
+        return value
+
+
+def _ftok_note(proj: int) -> None:
+    from ..address import ftok_note
+    note = ftok_note(proj)
+    if note:
+        click.echo(f"shmctl: {note}", err=True)
 
 
 class DurationParam(click.ParamType):

@@ -37,6 +37,10 @@ def _bulk(view, kinds_wanted, user, orphans: bool, force: bool) -> Tuple[list, L
     for seg in inv.segments:
         if (uid is not None and seg.uid != uid) or (orphans and not seg.orphan) or seg.semaphore:
             continue
+        if seg.deleted:  # never an orphan: it lives exactly as long as the processes holding it
+            notes.append(f"skipped {seg.address}: deleted, no name left to remove; freed when "
+                         f"{plural(len(seg.pids), 'process')} ({', '.join(map(str, seg.pids))}) let go")
+            continue
         kind = kinds.kind(seg.kind)
         what = kind.not_shared_memory(seg, view)
         if what:  # a database that processes map MAP_SHARED: never a segment to clean up in bulk
@@ -95,6 +99,7 @@ def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
     from .. import kinds
     from ..errors import Conflict
     kind = kinds.kind(seg.kind)
+    view = kinds.segment_view(seg, view)  # an object of another namespace is removed from there
     users = kind.users(seg, view)
     in_use = kind.in_use(seg, users)
     kind.check_removable(seg)  # nothing to unlink: said before anything else
@@ -114,7 +119,8 @@ def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
               help="SysV segment by id (ipcrm -m).")
 @click.option("-M", "--shmkey", "keys", multiple=True, metavar="KEY", help="SysV segment by key (ipcrm -M).")
 @click.option("--posix", "names", multiple=True, metavar="NAME", help="POSIX object by name.")
-@click.option("--orphans", is_flag=True, help="Every orphan (see list --orphans).")
+@click.option("--orphans", is_flag=True, help="Every orphan (see list --orphans); never a deleted object that "
+                                             "processes still hold.")
 @click.option("--all", "all_", is_flag=True, help="Every segment (of --kind, of --user).")
 @click.option("-k", "--kind", "kinds_wanted", type=click.Choice(KINDS), multiple=True,
               help="With --orphans/--all: only this kind. Default: sysv and posix.")

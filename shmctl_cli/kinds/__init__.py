@@ -2,11 +2,14 @@
 View (shmctl_cli/system.py) that holds the roots and caches of one run."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Iterable, List
+import os
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional
 
 from .. import REGISTRY  # noqa: F401  (kinds.REGISTRY: the one in shmctl_cli/__init__.py)
-from ..model import Inventory, Segment
-from ..system import System, View, user_name  # noqa: F401  (re-exported: kinds.View, kinds.user_name)
+from ..address import namespace_prefix
+from ..errors import ShmctlError
+from ..model import Inventory, Namespace, Segment
+from ..system import System, View, look_from, user_name  # noqa: F401  (re-exported: kinds.View, ...)
 
 if TYPE_CHECKING:
     from ..address import Address
@@ -35,12 +38,19 @@ def bulk_kinds() -> List[str]:
 
 
 def collect(kinds: Iterable[str], view: View, all_mappings: bool = False,
-            processes: bool = False) -> Inventory:
+            processes: bool = False, everywhere: bool = False) -> Inventory:
+    """The segments of the wanted kinds as `view` sees them; `everywhere`: in every namespace
+    of the host (the view's own first), each segment labelled with its namespace and container."""
     inventory = Inventory()
     wanted = set(kinds)
+    places = Places(view, inventory) if everywhere else None
     for name in REGISTRY:
-        if name in wanted:
-            segments, skipped = kind(name).collect(view, all_mappings, processes)
+        if name not in wanted:
+            continue
+        for where in (places.views(name) if places else [view]):
+            segments, skipped = kind(name).collect(where, all_mappings, processes)
+            if places:
+                places.label(name, where, segments)
             inventory.segments += segments
             inventory.skipped += skipped
     if view.host.scanned:
@@ -48,19 +58,120 @@ def collect(kinds: Iterable[str], view: View, all_mappings: bool = False,
     return inventory
 
 
+class Places:
+    """The namespaces of the host for `--all-namespaces`: one View for each distinct place of a
+    kind (an IPC namespace; a /dev/shm filesystem, however many mount namespaces share it), the
+    home one first, and what the inventory says about each."""
+
+    def __init__(self, view: View, inventory: Inventory):
+        self.view, self.inventory = view, inventory
+        self.containers: Dict[int, Optional[str]] = {}
+
+    def views(self, name: str) -> List[View]:
+        k = kind(name)
+        if k.place(self.view) is None:  # one look covers the host
+            return [self.view]
+        ns_type = REGISTRY[name]["namespace"]
+        chosen, seen = [], set()
+        home = self.view.namespace(ns_type)
+        members = self.view.host.members(ns_type)
+        order = [home] + [ns for ns in members if ns != home]
+        for ns in order:
+            where = self.view if ns == home else self.view.sibling(members[ns][0])
+            try:
+                place = k.place(where)
+            except ShmctlError as exc:
+                self.inventory.skipped.append(f"{ns_type}:{ns} ({exc})")
+                continue
+            if place is None or place in seen:
+                continue
+            seen.add(place)
+            chosen.append(where)
+            self._note(ns_type, ns, where, name, ns == home)
+        return chosen
+
+    def _note(self, ns_type: str, ns: Optional[int], where: View, name: str, home: bool) -> None:
+        for known in self.inventory.namespaces:
+            if (known.type, known.inode) == (ns_type, ns):
+                known.kinds.append(name)
+                return
+        pid = where.ns_pid if where.ns_pid is not None else os.getpid()
+        self.inventory.namespaces.append(Namespace(ns_type, ns, pid=pid, command=where.comm(pid),
+                                                   container=self.container(pid), kinds=[name], home=home))
+
+    def container(self, pid: int) -> Optional[str]:
+        if pid not in self.containers:
+            from ..procfs.cgroup import container_of
+            found = container_of(pid, self.view.proc)
+            self.containers[pid] = None if found is None else str(found)
+        return self.containers[pid]
+
+    def label(self, name: str, where: View, segments: List[Segment]) -> None:
+        """Namespace, container and (outside the home namespace) a qualified address."""
+        if kind(name).place(where) is None:  # host-wide: the container of the first process
+            for seg in segments:
+                pids = seg.pids
+                seg.container = self.container(pids[0]) if pids else None
+            return
+        qualify(segments, name, where)
+        container = self.container(where.ns_pid if where.ns_pid is not None else os.getpid())
+        for seg in segments:
+            seg.container = container
+
+
+def namespace_view(kind_name: str, namespace: Optional[int], view: View, where: str) -> View:
+    """The View from which objects of `kind_name` in that namespace are seen (None: the run's
+    own): this one, or one from a process that is in it."""
+    ns_type = REGISTRY[kind_name]["namespace"]
+    if namespace is None or namespace == view.namespace(ns_type):
+        return view
+    if namespace == view.host.own[ns_type]:
+        return view.sibling(None)
+    pid = view.host.member(ns_type, namespace)
+    if pid is None:
+        from ..errors import NotFound
+        raise NotFound(where, f"no process is in {_NS_WORDS[ns_type]} namespace {namespace}",
+                       "the namespace ended, or its processes are not visible to you")
+    return view.sibling(pid)
+
+
+_NS_WORDS = {"ipc": "IPC", "mnt": "mount"}
+
+
+def view_for(address: "Address", view: View) -> View:
+    return namespace_view(address.kind, address.namespace, view, str(address))
+
+
 def resolve(address: "Address", view: View) -> "Address":
     """The address as its kind handles it: `mmap:/dev/shm/NAME` is the POSIX object NAME."""
-    return kind(address.kind).resolve(address, view)
+    return kind(address.kind).resolve(address, view_for(address, view))
 
 
 def find(address: "Address", view: View) -> Segment:
-    address = resolve(address, view)
-    return kind(address.kind).find(address, view)
+    view = view_for(address, view)
+    address = kind(address.kind).resolve(address, view)
+    segment = kind(address.kind).find(address, view)
+    qualify([segment], address.kind, view)
+    return segment
+
+
+def qualify(segments: List[Segment], name: str, view: View) -> None:
+    """Addresses of objects seen from another namespace than the run's own carry it."""
+    ns_type = REGISTRY[name]["namespace"]
+    if kind(name).place(view) is None:
+        return  # host-wide kinds qualify each address themselves
+    qualifier = view.qualifier(name)
+    prefix = namespace_prefix(name, qualifier)
+    for seg in segments:
+        seg.namespace = view.namespace(ns_type)
+        if qualifier is not None and not seg.address.startswith(prefix + ":"):
+            seg.address = prefix + seg.address[len(name):]
 
 
 def open_segment(address: "Address", view: View, writable: bool):
     """A Handle on the segment's bytes (kinds/access.py); close it, or use it in a with."""
-    address = resolve(address, view)
+    view = view_for(address, view)
+    address = kind(address.kind).resolve(address, view)
     return kind(address.kind).open_segment(address, view, writable)
 
 
@@ -70,8 +181,13 @@ def create(address: "Address", options: "CreateOptions", view: View):
     return kind(address.kind).create(address, options, view)
 
 
+def segment_view(segment: Segment, view: View) -> View:
+    """The View from which the segment was seen (its namespace's)."""
+    return namespace_view(segment.kind, segment.namespace, view, segment.address)
+
+
 def remove(segment: Segment, view: View) -> None:
-    kind(segment.kind).remove(segment, view)
+    kind(segment.kind).remove(segment, segment_view(segment, view))
 
 
 def meminfo(view: View) -> Dict[str, int]:

@@ -10,7 +10,7 @@ in the registry of kinds/__init__.py. The commands call these and never ask a ki
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Hashable, List, Optional, Tuple
 
 from ..errors import Conflict, UsageError
 from ..units import plural
@@ -54,6 +54,12 @@ class Kind:
 
     def find(self, address: "Address", view: "View") -> "Segment":
         raise NotImplementedError
+
+    def place(self, view: "View") -> Optional[Hashable]:
+        """Where the kind's objects seen from `view` live: Views with the same place see the same
+        objects (SysV: the IPC namespace; POSIX: the /dev/shm filesystem). None: one look
+        covers the whole host, whatever the namespace (mmap: every process's maps)."""
+        return None
 
     def resolve(self, address: "Address", view: "View") -> "Address":
         """The address under which the object is handled (another kind's, where it is one)."""

@@ -7,11 +7,13 @@ import os
 import stat
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
+from ..address import inode_address, namespace_prefix
 from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError
 from ..model import Segment
 from ..procfs.maps import DELETED, SharedMapping
 from ..system import View
 from .base import CreateOptions, FileKind
+from .deleted import freed_when
 from .paths import identity, lstat_path, same_file
 
 if TYPE_CHECKING:
@@ -29,8 +31,8 @@ def classify(m: SharedMapping, pid: int, view: View, all_mappings: bool) -> Opti
     """The backing of an mmap segment ("anonymous", "memfd", "tmpfs", "hugetlbfs", "file"),
     or None for a mapping that is not one (SysV, our /dev/shm, devices, read-only files)."""
     path = m.path
-    if path.startswith(SYSV_PREFIX) or m.dev == view.shm_dev:
-        return None
+    if path.startswith(SYSV_PREFIX) or m.dev == view.shm_dev or m.dev in view.host.shm_devices:
+        return None  # SysV, or a /dev/shm that the posix kind lists
     if path in ANON_NAMES:
         return ANON_NAMES[path]
     if path.startswith("/memfd:"):
@@ -78,29 +80,72 @@ def _stat_backing(pid: int, m: SharedMapping, view: View) -> Optional[os.stat_re
     return st if same_file(st, m.dev, m.inode) else None
 
 
-def _ours(path: str, dev: int, ino: int) -> bool:
-    """Whether `path` in our mount namespace, symlinks unfollowed, is the file another
-    process maps by that path (a container's /tmp/x is not ours)."""
+def _reaches(path: str, dev: int, ino: int, base: Optional[int]) -> bool:
+    """Whether `path`, symlinks unfollowed, is the file (dev, ino) in the mount namespace whose
+    root is `base` (None: the View's own)."""
     try:
-        return same_file(lstat_path(path), dev, ino)
+        return same_file(lstat_path(path, base=base), dev, ino)
     except ShmctlError:
         return False
 
 
-def _new_segment(m: SharedMapping, backing: str, st: Optional[os.stat_result], view: View) -> Segment:
-    named = backing not in ("anonymous", "memfd") and not m.deleted and _ours(m.path, m.dev, m.inode)
-    address = f"mmap:{m.path}" if named else f"mmap:@{m.inode}"
+def _reaches_in(pid: int, m: SharedMapping, view: View) -> bool:
+    """Whether the mapper's own path (beneath its root) leads to the mapped file."""
+    try:
+        root = os.open(f"{view.proc}/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return _reaches(m.path, m.dev, m.inode, root)
+    finally:
+        os.close(root)
+
+
+def _path_address(m: SharedMapping, backing: str, pid: int, view: View) -> Tuple[str, Optional[int]]:
+    """(address, mount namespace): by path where the path leads to the file — in the View's
+    mount namespace, else in the mapper's (`mmap@mnt:NS:/path`: a container's /tmp/x is not
+    ours) — else by inode."""
+    if backing not in ("anonymous", "memfd") and m.path.startswith("/"):
+        if _reaches(m.path, m.dev, m.inode, view.root_fd):
+            return f"{namespace_prefix('mmap', view.qualifier('mmap'))}:{m.path}", view.mnt_ns
+        theirs = view.host.namespace_of(pid, "mnt")
+        if theirs is not None and theirs != view.mnt_ns and _reaches_in(pid, m, view):
+            shown = None if theirs == view.home["mnt"] else theirs
+            return f"{namespace_prefix('mmap', shown)}:{m.path}", theirs
+    return _inode_address(m, view), None
+
+
+def _new_segment(m: SharedMapping, backing: str, st: Optional[os.stat_result], view: View,
+                 pid: Optional[int] = None) -> Segment:
+    address, namespace = _path_address(m, backing, pid if pid is not None else os.getpid(), view)
     name = m.bare_path if backing != "anonymous" else "anonymous"
     if name.startswith("/memfd:"):
         name = name[1:]
-    seg = Segment("mmap", address, m.inode, name=name, device=m.dev, backing=backing, attachments=[])
+    seg = Segment("mmap", address, m.inode, name=name, device=m.dev, backing=backing, attachments=[],
+                  namespace=namespace)
     if st is not None:
         seg.mode, seg.uid, seg.gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
         seg.size = st.st_size
         seg.atime, seg.ctime, seg.mtime = int(st.st_atime), int(st.st_ctime), int(st.st_mtime)
         if backing != "file":  # tmpfs-like: allocated blocks are memory; disk files: unknown
             seg.rss = st.st_blocks * 512
+    seg.deleted = _lost_its_name(m, backing, st)
     return seg
+
+
+def _inode_address(m: SharedMapping, view: View) -> str:
+    """`mmap:@INODE` for the kernel's internal shmem mount (anonymous and memfd memory), whose
+    inodes are unique; `mmap:@MAJ:MIN:INODE` on any other device, where inodes repeat."""
+    return inode_address("mmap", m.inode, None if m.dev == view.shmem_dev else m.dev)
+
+
+def _lost_its_name(m: SharedMapping, backing: str, st: Optional[os.stat_result]) -> bool:
+    """A file that had a name and lost it. The kernel says " (deleted)" of anonymous and memfd
+    memory too, which never had one; and a name may end in " (deleted)" by itself: where the
+    file can be stat'ed, only st_nlink 0 counts."""
+    if backing in ("anonymous", "memfd") or not m.deleted:
+        return False
+    return st is None or st.st_nlink == 0
 
 
 def _is_device(st: Optional[os.stat_result]) -> bool:
@@ -122,7 +167,7 @@ def scan(view: View, all_mappings: bool = False, inode: Optional[int] = None) ->
             if backing is None or _is_device(st):
                 rejected.add(key)
                 continue
-            seg = segments[key] = _new_segment(m, backing, st, view)
+            seg = segments[key] = _new_segment(m, backing, st, view, pid)
             if st is None:  # not ours to stat: owner and size as the mappers show them
                 seg.uid = view.uid_of(pid)
                 unsized.add(key)
@@ -132,13 +177,14 @@ def scan(view: View, all_mappings: bool = False, inode: Optional[int] = None) ->
             seg.size = max(seg.size, m.offset + m.end - m.start)
     for seg in segments.values():
         seg.nattch = len(seg.pids)
+        seg.nattch_unsure = view.maps.hidden  # the number of processes not seen: nattch is "at least"
     return list(segments.values())
 
 
-def _lstat(address: "Address") -> os.stat_result:
+def _lstat(address: "Address", view: View) -> os.stat_result:
     """The file at an mmap:/PATH address, with no symlink followed in any component."""
     try:
-        return lstat_path(address.path, str(address))
+        return lstat_path(address.path, str(address), base=view.root_fd)
     except ShmctlError as exc:
         if exc.errno == errno.ENOENT:
             raise NotFound(str(address), "no such file") from None
@@ -148,7 +194,7 @@ def _lstat(address: "Address") -> os.stat_result:
 
 
 def _find_path(address: "Address", view: View) -> Segment:
-    st = _lstat(address)
+    st = _lstat(address, view)
     if stat.S_ISLNK(st.st_mode):
         raise NotFound(str(address), "a symlink, not a segment", "give the path it points to")
     if not stat.S_ISREG(st.st_mode):
@@ -158,15 +204,19 @@ def _find_path(address: "Address", view: View) -> Segment:
     if mapped:  # the name it was asked by (the maps may show another link to the same file)
         mapped[0].address = str(address)
         return mapped[0]
-    fstype = view.fstype(st.st_dev, os.getpid())
+    fstype = view.fstype(st.st_dev, view.ns_pid if view.ns_pid is not None else os.getpid())
     backing = fstype if fstype in SHMEM_FS else "file"
     fake = SharedMapping(0, 0, "----", 0, st.st_dev, st.st_ino, address.path)
     seg = _new_segment(fake, backing, st, view)
     seg.nattch = 0
+    seg.nattch_unsure = view.maps.hidden
     return seg
 
 
 def _nameless(segment: Segment) -> Conflict:
+    if segment.deleted:
+        return Conflict(segment.address, f"the file {segment.name} was deleted and has no name left to remove: "
+                        f"{freed_when(segment)}", "end those processes, or have them unmap it")
     holders = ", ".join(f"{a.pid} ({a.comm})" for a in segment.attachments or ()) or "no visible process"
     return Conflict(segment.address, f"{segment.backing or 'deleted'} shared memory has no name to remove: "
                     f"it lives while processes map it: {holders}", "end those processes to free it")
@@ -183,15 +233,14 @@ class MmapKind(FileKind):
         if address.path is not None:
             return _find_path(address, view)
         matches = [s for s in scan(view, all_mappings=True, inode=address.inode)
-                   if s.id == address.inode]
+                   if s.id == address.inode and address.device in (None, s.device)]
         if not matches:
             hint = "run as root to see every process" if view.maps.hidden else "see shmctl list --kind mmap"
             raise NotFound(str(address), "no process maps a shared segment with that inode", hint)
         if len(matches) > 1:
             raise UsageError(str(address), "that inode is on several devices: "
-                             + ", ".join(f"{s.name} (dev {os.major(s.device)}:{os.minor(s.device)})"
-                                         for s in matches),
-                             "address it by path")
+                             + ", ".join(f"{inode_address('mmap', s.id, s.device)} ({s.name})" for s in matches),
+                             "give the address with its device")
         return matches[0]
 
     def resolve(self, address: "Address", view: View) -> "Address":
@@ -200,15 +249,17 @@ class MmapKind(FileKind):
         if address.path is None:
             return address
         directory, name = os.path.split(address.path)
+        if view.shm_dir is None:
+            return address
         try:  # no symlink followed: /tmp/evil -> /dev/shm must not turn mmap:/tmp/evil/x into posix:/x
-            here, shm = lstat_path(directory), os.stat(view.shm_dir)
+            here, shm = lstat_path(directory, base=view.root_fd), os.stat(view.shm_dir)
         except (OSError, ShmctlError):
             return address
         in_shm = identity(here) == identity(shm)
         if not in_shm or not name:
             return address
         from ..address import Address, check_posix_name
-        return Address("posix", name=check_posix_name(name))
+        return Address("posix", name=check_posix_name(name), namespace=address.namespace)
 
     # --- lifecycle: create, open, remove ---
 
@@ -221,7 +272,7 @@ class MmapKind(FileKind):
             raise UsageError(f"create {where}", "the path names a directory, not a file", "e.g. mmap:/tmp/segment")
         req = self.request(options)
         req.users = lambda st: view.file_users(st.st_dev, st.st_ino)
-        with Place(where, directory, open_directory(directory or "/", where), name) as place:
+        with Place(where, directory, open_directory(directory or "/", where, view.root_fd), name) as place:
             return create_file(place, req)
 
     def open_segment(self, address: "Address", view: View, writable: bool) -> "Handle":
@@ -229,7 +280,8 @@ class MmapKind(FileKind):
         process that maps it (root only: CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE)."""
         from .files import open_file
         if address.path is not None:
-            return open_file(str(address), address.path, writable)  # no symlink followed, anywhere in it
+            # no symlink followed, anywhere in it; beneath the root of the address's mount namespace
+            return open_file(str(address), address.path, writable, base=view.root_fd)
         segment = self.find(address, view)
         a = segment.attachments[0]
         link = f"{view.proc}/{a.pid}/map_files/{a.start:x}-{a.end:x}"
@@ -265,8 +317,9 @@ class MmapKind(FileKind):
         from .files import unlink_file
         if segment.backing in ("anonymous", "memfd") or segment.address.startswith("mmap:@"):
             raise _nameless(segment)
-        path = segment.address[len("mmap:"):]  # the raw path: parse_address would decode a literal \xHH in it
-        unlink_file(segment.address, path, expect=(segment.device, segment.id))
+        # the raw path (parse_address would decode a literal \xHH in it), after any namespace
+        path = segment.address[segment.address.index(":/") + 1:]
+        unlink_file(segment.address, path, expect=(segment.device, segment.id), base=view.root_fd)
 
 
 KIND = MmapKind()

@@ -66,6 +66,11 @@ def pin_directory(path: str, base: Optional[int] = None) -> Optional[str]:
     return name
 
 
+def is_pinned(path: str) -> bool:
+    """Whether `path` is a directory pin_directory opened (its /proc/self/fd/N link)."""
+    return path in _pinned
+
+
 def open_at(dir_fd: Optional[int], name: str, flags: int, where: Optional[str] = None,
             expect: Optional[Tuple[int, int]] = None, follow: bool = False) -> int:
     """An fd of the regular file `name` in dir_fd, opened with `flags` (O_RDONLY, O_RDWR...).

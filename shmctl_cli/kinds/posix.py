@@ -6,11 +6,12 @@ import stat
 from typing import TYPE_CHECKING, Dict, List, Tuple
 
 from ..address import Address, posix_address
-from ..errors import NotFound, UsageError
+from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError
 from ..model import Segment
 from ..procfs import SEM_PREFIX
 from ..system import View
 from .base import CreateOptions, FileKind
+from .deleted import freed_when, held_links, posix_deleted
 from .paths import file_type
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def attach_processes(segments: List[Segment], view: View) -> None:
             seg.attachments.append(view.attachment(pid, m))
     for s in segments:
         s.nattch = len(s.pids)
+        s.nattch_unsure = view.maps.hidden  # the number of processes not seen: nattch is "at least"
 
 
 def mark_orphans(segments: List[Segment], view: View) -> None:
@@ -57,32 +59,83 @@ def mark_orphans(segments: List[Segment], view: View) -> None:
                 seg.orphan += f" (as far as visible: {hidden} process{'es' if hidden != 1 else ''} hidden)"
 
 
+def named(name: str, view: View) -> str:
+    """The address of the object NAME as this View shows it (qualified outside the home namespace)."""
+    from ..address import namespace_prefix
+    return f"{namespace_prefix('posix', view.qualifier('posix'))}:/{name}"
+
+
 def lstat_object(name: str, view: View) -> os.stat_result:
     """The /dev/shm entry of a POSIX segment; NotFound for anything that is not one."""
-    where = f"posix:/{name}"
+    where = named(name, view)
+    if view.shm_dir is None:
+        raise NotFound(where, f"{view.shm_name} cannot be reached (absent, or a symlink)")
     try:
         st = os.lstat(os.path.join(view.shm_dir, name))
     except FileNotFoundError:
-        raise NotFound(where, f"no such object in {view.shm_dir}", "see shmctl list --kind posix") from None
+        raise NotFound(where, f"no such object in {view.shm_name}", "see shmctl list --kind posix") from None
     if not stat.S_ISREG(st.st_mode):
-        raise NotFound(where, f"{view.shm_dir}/{name} is a {file_type(st.st_mode)}, not a shared-memory object")
+        raise NotFound(where, f"{view.shm_name}/{name} is a {file_type(st.st_mode)}, not a shared-memory object")
     if name.startswith(SEM_PREFIX):
         raise NotFound(where, "this is a POSIX semaphore, not a shared-memory object")
     return st
 
 
+def find_by_inode(address: "Address", view: View) -> Segment:
+    """`posix:@INODE`: an object of our /dev/shm by its inode, deleted or not."""
+    listed = {}
+    try:
+        for entry in os.scandir(view.shm_dir) if view.shm_dir is not None else ():
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_ino == address.inode:
+                listed[st.st_ino] = entry.name
+    except OSError:
+        pass
+    if listed:
+        return KIND.find(Address("posix", name=listed[address.inode]), view)
+    found = posix_deleted(view, set(), all_mappings=True, inode=address.inode)
+    if not found:
+        hint = "run as root to see every process" if view.maps.hidden else "see shmctl list --kind posix"
+        raise NotFound(str(address), f"no object of {view.shm_name} has that inode, and no process maps "
+                       "or holds one", hint)
+    return found[0]
+
+
+def open_held(address: "Address", view: View, writable: bool) -> "Handle":
+    """A deleted object's bytes, through a holder's map_files or fd link, only if it leads to
+    that very file (a pid may have been reused)."""
+    from .files import open_file
+    segment = find_by_inode(address, view)
+    if not segment.deleted:
+        return KIND.open_segment(Address("posix", name=segment.name.lstrip("/")), view, writable)
+    expect = (segment.device, segment.id)
+    for link in held_links(segment, view):
+        try:
+            return open_file(str(address), link, writable, nofollow=False, expect=expect)
+        except ShmctlError:
+            continue  # the holder let go or was replaced meanwhile; try the next
+    raise PermissionDenied(str(address), "a deleted object is reachable only through the links in /proc of "
+                           "the processes holding it", "run as root")
+
+
 class PosixKind(FileKind):
     name = "posix"
+
+    def place(self, view: View):
+        return view.shm_dev
     unsure_when_hidden = True  # a hidden process may hold it open: unseen users
 
     def collect(self, view: View, all_mappings: bool, processes: bool) -> Tuple[List[Segment], List[str]]:
         """Every object in /dev/shm, and notes on entries that are no objects; `all_mappings`
         adds the semaphores."""
         segments, skipped = [], []
+        if view.shm_dir is None:
+            return [], [f"/dev/shm of mount namespace {view.mnt_ns} (absent, or reached through a symlink)"]
+        view.host.shm_devices.add(view.shm_dev)
         try:
             entries = list(os.scandir(view.shm_dir))
         except OSError as exc:
-            return [], [f"{view.shm_dir}: {exc.strerror}"]
+            return [], [f"{view.shm_name}: {exc.strerror}"]
         for entry in entries:
             try:
                 st = entry.stat(follow_symlinks=False)
@@ -94,9 +147,11 @@ class PosixKind(FileKind):
                 segments.append(from_stat(entry.name, st))
         attach_processes(segments, view)
         mark_orphans(segments, view)
-        return segments, skipped
+        return segments + posix_deleted(view, {s.id for s in segments}, all_mappings), skipped
 
     def find(self, address: "Address", view: View) -> Segment:
+        if address.inode is not None:
+            return find_by_inode(address, view)
         segment = from_stat(address.name, lstat_object(address.name, view))
         attach_processes([segment], view)
         mark_orphans([segment], view)
@@ -109,7 +164,7 @@ class PosixKind(FileKind):
         shm_open is open() there), but published only when whole: see files.create_file."""
         from .files import Place, create_file, open_directory
         name = address.name
-        where = posix_address(name)
+        where = named(name, view)
         if name.startswith(SEM_PREFIX):
             raise UsageError(f"invalid POSIX name /{name}", "sem.* names belong to POSIX semaphores")
         req = self.request(options)
@@ -122,6 +177,8 @@ class PosixKind(FileKind):
         at the name is ever opened, and it must still be the entry that lstat_object saw."""
         from .files import open_file
         from .paths import identity
+        if address.inode is not None:
+            return open_held(address, view, writable)
         st = lstat_object(address.name, view)  # says what the entry is when it is not a segment
         return open_file(str(address), os.path.join(view.shm_dir, address.name), writable, expect=identity(st))
 
@@ -135,6 +192,11 @@ class PosixKind(FileKind):
             key = (segment.device, segment.id)
             pids.update(view.holders({key: segment}).get(key, ()))
         return sorted(pids)
+
+    def check_removable(self, segment: Segment) -> None:
+        if segment.deleted:
+            raise Conflict(segment.address, f"the object {segment.name} was unlinked and has no name left to "
+                           f"remove: {freed_when(segment)}", "end those processes, or have them unmap and close it")
 
     def remove(self, segment: Segment, view: View) -> None:
         """unlinkat on a /dev/shm directory fd, only while the name is the object that was found."""

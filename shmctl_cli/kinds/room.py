@@ -140,8 +140,10 @@ class _Tally:
 
 
 def _open_dir(name: str, dir_fd: Optional[int], dev: int) -> Optional[int]:
+    from .paths import is_pinned
+    follow = 0 if dir_fd is None and is_pinned(name) else os.O_NOFOLLOW  # our own fd's link: followed
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | follow | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     if os.fstat(fd).st_dev != dev:

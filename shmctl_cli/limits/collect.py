@@ -32,8 +32,10 @@ def collect(src: "View") -> Limits:
 
 
 def read_sysv(limits: Limits, src: "View") -> None:
-    """IPC_INFO and SHM_INFO answer for the caller's IPC namespace, as shmget(2) sees it."""
+    """IPC_INFO and SHM_INFO answer for the caller's IPC namespace, as shmget(2) sees it, and so
+    do /proc/sysvipc/shm and kernel.shm* in /proc/sys: the View's namespace is joined first."""
     from .. import syscalls
+    src.enter_ipc()
     info = syscalls.ipc_info()
     usage = syscalls.shm_info()
     sizes, orphans = sysv_segments(src)
@@ -58,7 +60,7 @@ def sysv_segments(view: "View") -> tuple:
     from ..kinds.sysv import from_columns
     from ..procfs.sysvipc import read_sysvipc_shm
     try:
-        segments = from_columns(read_sysvipc_shm(view.proc), view.pids)
+        segments = from_columns(read_sysvipc_shm(view.proc), view.pids, view)
     except OSError:
         return [], 0
     return [s.size for s in segments], sum(1 for s in segments if s.orphan)
@@ -73,7 +75,33 @@ def ipc_mni(proc: str) -> int:
     return IPCMNI_EXTENDED if extended else IPCMNI
 
 
-def read_dev_shm(path: str) -> DevShm:
+def collect_namespaces(view: "View") -> list:
+    """`limits --all-namespaces`: for every IPC namespace its SysV limits and use, and for every
+    distinct /dev/shm (mount namespace) its capacity, the view's own first; as (Namespace,
+    Limits) pairs, Limits holding only the part that namespace has."""
+    from ..kinds import Places
+    from ..model import Inventory
+    from ..syscalls import PAGE_SIZE
+    inventory = Inventory()
+    places = Places(view, inventory)
+    found = {}
+    for where in places.views("sysv"):
+        limits = found[("ipc", where.ipc_ns)] = Limits(PAGE_SIZE, "-")
+        read_sysv(limits, where)
+    for where in places.views("posix"):
+        limits = found[("mnt", where.mnt_ns)] = Limits(PAGE_SIZE, where.shm_name)
+        pid = where.ns_pid if where.ns_pid is not None else os.getpid()
+        limits.dev_shm = read_dev_shm(where.shm_dir, where.fstype(where.shm_dev, pid))
+        limits.dev_shm.path = where.shm_name
+    view.enter_ipc()
+    return [(n, found[(n.type, n.inode)]) for n in inventory.namespaces if (n.type, n.inode) in found]
+
+
+def read_dev_shm(path: Optional[str], fstype: Optional[str] = None) -> DevShm:
+    """statvfs of /dev/shm, its objects and what sparse files promise. `fstype`: the type where
+    our own mount table does not show the filesystem (another mount namespace's /dev/shm)."""
+    if path is None:
+        return DevShm("-")
     try:
         st = os.statvfs(path)
     except OSError:
@@ -83,11 +111,11 @@ def read_dev_shm(path: str) -> DevShm:
                  (st.f_blocks - st.f_bfree) * st.f_frsize if size else None,
                  st.f_files or None, st.f_ffree if st.f_files else None)
     add_posix_objects(shm)
-    add_promised(shm)
+    add_promised(shm, fstype)
     return shm
 
 
-def add_promised(shm: DevShm) -> None:
+def add_promised(shm: DevShm, fstype: Optional[str] = None) -> None:
     """What sparse files anywhere on that filesystem promise: the count `create` checks."""
     from ..kinds.files import SPARSE_FS, mount_of, promised_space
     try:
@@ -95,6 +123,8 @@ def add_promised(shm: DevShm) -> None:
     except OSError:
         return
     mount = mount_of(dev, shm.path)
+    if mount.fstype is None and fstype is not None:  # not in our mount table: /dev/shm is its root
+        mount = mount._replace(fstype=fstype)
     if mount.fstype in SPARSE_FS:
         shm.promised = promised_space(mount.point, dev)[0]
 

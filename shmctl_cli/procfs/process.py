@@ -47,3 +47,18 @@ def open_files(pid: int, proc: str) -> Iterator[Tuple[str, os.stat_result]]:
                 yield target, os.stat(f"{fd_dir}/{fd}")
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
+
+
+def open_fds(pid: int, proc: str) -> Iterator[Tuple[str, str, os.stat_result]]:
+    """(fd link path, link target, stat of the open file) for each fd of a process whose target
+    is a path, " (deleted)" included when the file has lost its name. Raises PermissionError
+    when the fds are not ours to see."""
+    fd_dir = f"{proc}/{pid}/fd"
+    for fd in os.listdir(fd_dir):
+        link = f"{fd_dir}/{fd}"
+        try:
+            target = os.readlink(link)
+            if target.startswith("/"):
+                yield link, target, os.stat(link)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue

@@ -136,9 +136,20 @@ def to_json(data) -> str:
 def inventory_json(inv: Inventory, style: Style, processes: bool, summary: Optional[dict] = None) -> str:
     data = {"segments": segment_dicts(inv.segments, style, processes),
             "hidden_processes": inv.hidden_processes, "not_segments": [printable(n) for n in inv.skipped]}
+    if inv.namespaces:
+        data["namespaces"] = [namespace_dict(n) for n in inv.namespaces]
     if summary is not None:
         data["summary"] = summary
     return to_json(data)
+
+
+def namespace_dict(n) -> dict:
+    return {"namespace": n.label, "type": n.type, "inode": n.inode, "home": n.home, "pid": n.pid,
+            "command": printable(n.command), "container": _maybe_printable(n.container), "kinds": n.kinds}
+
+
+def _maybe_printable(text: Optional[str]) -> Optional[str]:
+    return None if text is None else printable(text)
 
 
 # --- summary (-u) ---
@@ -154,8 +165,38 @@ def summarize(inv: Inventory, kinds: Sequence[str]) -> dict:
                           "rss": sum(s.rss or 0 for s in segs), "swap": sum(s.swap or 0 for s in segs)}
     explained = sum(s.rss or 0 for s in inv.segments if not s.hugetlb and s.backing in SHMEM_BACKINGS)
     shmem = inv.meminfo.get("Shmem")
-    return {"kinds": per_kind, "shmem": shmem, "explained": explained,
-            "hugetlb": inv.meminfo.get("Hugetlb"), "shmem_huge_pages": inv.meminfo.get("ShmemHugePages")}
+    summary = {"kinds": per_kind, "shmem": shmem, "explained": explained, "deleted": _deleted_totals(inv),
+               "hugetlb": inv.meminfo.get("Hugetlb"), "shmem_huge_pages": inv.meminfo.get("ShmemHugePages")}
+    if inv.namespaces:
+        summary["namespaces"] = _namespace_totals(inv)
+    return summary
+
+
+def _namespace_totals(inv: Inventory) -> List[dict]:
+    """Per namespace looked into (--all-namespaces): what lives there, and who is in it."""
+    totals = []
+    for n in inv.namespaces:
+        segs = [s for s in inv.segments if s.namespace == n.inode and s.kind in n.kinds]
+        totals.append({**namespace_dict(n), "count": len(segs), "size": sum(s.size for s in segs),
+                       "rss": sum(s.rss or 0 for s in segs)})
+    return totals
+
+
+def _namespace_lines(rows: List[dict], style: Style) -> List[str]:
+    lines = [f"{'NAMESPACE':<16} {'KINDS':<10} {'COUNT':>6} {'SIZE':>10} {'RSS':>10} {'PID':>7} CONTAINER COMMAND"]
+    for r in rows:
+        lines.append(f"{r['namespace']:<16} {','.join(r['kinds']):<10} {r['count']:>6} {style.size(r['size']):>10} "
+                     f"{style.size(r['rss']):>10} {r['pid'] or '-':>7} {r['container'] or '-'} "
+                     f"{printable(r['command'], space=True)}")
+    return lines
+
+
+def _deleted_totals(inv: Inventory) -> dict:
+    """Objects no directory lists any more (ls /dev/shm is empty) that processes still hold:
+    counted in their kind's totals and in what explains Shmem, and said apart here."""
+    gone = [s for s in inv.segments if s.deleted]
+    return {"count": len(gone), "size": sum(s.size for s in gone), "rss": sum(s.rss or 0 for s in gone),
+            "pids": sorted({a.pid for s in gone for a in s.attachments or ()})}
 
 
 def summary_text(summary: dict, style: Style) -> str:
@@ -171,8 +212,16 @@ def summary_text(summary: dict, style: Style) -> str:
         if shmem > explained:
             lines.append("  the rest: other tmpfs files (/run, /tmp, ...), segments of kinds not listed, "
                          "and processes not visible")
+    gone = summary.get("deleted") or {}
+    if gone.get("count"):
+        pids = gone["pids"]
+        lines.append(f"deleted but still held (in the totals above; no directory lists them): {gone['count']}, "
+                     f"RSS {style.size(gone['rss'])}, freed when {'pid' if len(pids) == 1 else 'pids'} "
+                     f"{', '.join(map(str, pids[:8]))}{' ...' if len(pids) > 8 else ''} let go")
     if summary.get("hugetlb"):
         lines.append(f"Hugetlb (not in Shmem): {style.size(summary['hugetlb'])}")
+    if summary.get("namespaces"):
+        lines += [""] + _namespace_lines(summary["namespaces"], style)
     return "\n".join(lines) + "\n"
 
 
@@ -186,8 +235,8 @@ ATTACH_HEADERS = ("PID", "USER", "RANGE", "PERMS", "OFFSET", "COMMAND")
 
 
 def attachment_rows(s: Segment) -> List[tuple]:
-    return [(str(a.pid), a.user or _opt(a.uid), f"{a.start:x}-{a.end:x}", a.perms, f"0x{a.offset:x}",
-             a.command or a.comm) for a in s.attachments or ()]
+    return [(f"{a.pid}?" if a.unsure else str(a.pid), a.user or _opt(a.uid), f"{a.start:x}-{a.end:x}" if a.end else "-", a.perms,
+             f"0x{a.offset:x}" if a.end else "-", a.command or a.comm) for a in s.attachments or ()]
 
 
 def _printable_fields(s: Segment, style: Style) -> List[tuple]:

@@ -275,3 +275,53 @@ def recommendation_rich(rec, style: Style):
         return table
     from rich.text import Text
     return Group(table, Text("to get there:"), *(Text("  " + c) for c in rec.commands))
+
+
+# --- --all-namespaces: one line per IPC namespace and per /dev/shm ---
+
+def _namespace_head(n) -> dict:
+    from ..address import printable
+    return {"namespace": n.label, "home": n.home, "container": n.container, "pid": n.pid,
+            "command": printable(n.command)}
+
+
+def namespace_limits_dicts(pairs) -> List[dict]:
+    rows = []
+    for n, limits in pairs:
+        row = _namespace_head(n)
+        if n.type == "ipc":
+            row["sysv"] = {name: resource_dict(r) for name, r in limits.resources.items()}
+            row["sysv"].update(segments=limits.segments, orphans=limits.orphans)
+        else:
+            row["dev_shm"] = limits_dict(limits)["dev_shm"]
+        row["warnings"] = limits.warnings()
+        rows.append(row)
+    return rows
+
+
+SYSV_NS_HEADERS = ("NAMESPACE", "CONTAINER", "SEGMENTS", "SHMMNI%", "SHMALL%", "SHMMAX", "PID", "COMMAND")
+SHM_NS_HEADERS = ("NAMESPACE", "CONTAINER", "SIZE", "USED", "USE%", "PROMISED", "COMMIT%", "PID", "COMMAND")
+
+
+def namespace_limits_text(pairs, style: Style) -> str:
+    """Two tables: SysV per IPC namespace, /dev/shm per mount namespace (plain, aligned)."""
+    from ..address import printable
+    sysv, shm = [], []
+    for n, limits in pairs:
+        head = (n.label, n.container or "-")
+        tail = (str(n.pid or "-"), printable(n.command, space=True))
+        if n.type == "ipc":
+            r = limits.resources
+            sysv.append(head + (str(limits.segments), _pct(r["shmmni"].use_percent), _pct(r["shmall"].use_percent),
+                                style.size(r["shmmax"].limit)) + tail)
+        else:
+            d = limits.dev_shm
+            shm.append(head + (style.size(d.size), style.size(d.used), _pct(_percent(d.used, d.size)),
+                               style.size(d.promised), _pct(_percent(d.committed, d.size))) + tail)
+    return _aligned(SYSV_NS_HEADERS, sysv) + "\n" + _aligned(SHM_NS_HEADERS, shm)
+
+
+def _aligned(headers: Sequence[str], rows: List[tuple]) -> str:
+    table = [tuple(headers)] + rows
+    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
+    return "".join(" ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in table)

@@ -228,17 +228,18 @@ def _limit_or_error(exc: OSError, where: str) -> ShmctlError:
 
 
 def open_file(where: str, path: str, writable: bool, nofollow: bool = True,
-              expect: Optional[tuple] = None) -> Handle:
+              expect: Optional[tuple] = None, base: Optional[int] = None) -> Handle:
     """Open a segment's file: reached with no symlink followed in any component (kinds/paths),
     never opening a FIFO or device planted in its place, only if it is a regular file, and
     (`expect` = (st_dev, st_ino)) only if it is that very file. nofollow=False is for the
-    kernel's own links (/proc/PID/map_files), which lead to the mapped file itself."""
+    kernel's own links (/proc/PID/map_files), which lead to the mapped file itself. `base`:
+    the root fd of another mount namespace, which the path is resolved beneath."""
     flags = os.O_RDWR if writable else os.O_RDONLY
     if not nofollow:
         fd = open_at(None, path, flags, where, expect, follow=True)
     else:
         directory, name = os.path.split(path)
-        dir_fd = open_directory(directory or ".", where)
+        dir_fd = open_directory(directory or ".", where, base)
         try:
             fd = open_at(dir_fd, name, flags, where, expect)
         finally:
@@ -246,11 +247,11 @@ def open_file(where: str, path: str, writable: bool, nofollow: bool = True,
     return Handle(where, os.fstat(fd).st_size, fd=fd)
 
 
-def unlink_file(where: str, path: str, expect: Optional[tuple] = None) -> None:
+def unlink_file(where: str, path: str, expect: Optional[tuple] = None, base: Optional[int] = None) -> None:
     """Unlink `path` through a directory fd reached with no symlink followed, and only if the
     name is a regular file that is `expect` = (st_dev, st_ino) (when given) at that moment."""
     directory, name = os.path.split(path)
-    dir_fd = open_directory(directory or ".", where)
+    dir_fd = open_directory(directory or ".", where, base)
     try:
         if expect is None:
             st = lstat_at(dir_fd, name, where)

@@ -3,7 +3,7 @@ one (shmget against the kernel limits) is in create.py."""
 from __future__ import annotations
 
 from itertools import repeat
-from typing import TYPE_CHECKING, Dict, List
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from ...errors import Conflict, NotFound, UsageError
 from ...model import Segment
@@ -12,6 +12,7 @@ from ...units import format_key
 from ...system import View
 from ...units import plural
 from ..base import CreateOptions, Kind
+from .hugetlb import settle as settle_hugetlb
 from .segment import open_segment, remove, resolve_key, resolve_shmid  # noqa: F401 (kinds.sysv API)
 
 if TYPE_CHECKING:
@@ -37,51 +38,63 @@ def orphan_reasons(cpids: list, nattch: list, live: set) -> list:
     return orphans
 
 
-def from_columns(c: Dict[str, list], live: set) -> List[Segment]:
+def from_columns(c: Dict[str, list], live: set, view: Optional[View] = None) -> List[Segment]:
     """Segments from /proc/sysvipc/shm's columns, through Segment.rows (the fast path).
-    `live` is the set of pids, which tells whose creator is gone."""
+    `live` is the set of pids, which tells whose creator is gone; `view` the View the table
+    was read in: its IPC namespace goes into each segment and, where it is not the run's
+    home, into each address (`sysv@ipc:NS:ID`)."""
+    from ...address import namespace_prefix
     n = len(c["shmid"])
+    namespace = view.ipc_ns if view is not None else None
+    address = namespace_prefix("sysv", view.qualifier("sysv") if view is not None else None) + ":{}"
     perms, distinct = c["perms"], set(c["perms"])
     mode = _lookup({p: p & 0o777 for p in distinct}, perms)
     dest = _lookup({p: bool(p & SHM_DEST) for p in distinct}, perms)
     locked = _lookup({p: bool(p & SHM_LOCKED) for p in distinct}, perms)
     none = [None] * n
     return list(Segment.rows(  # in Segment.__init__'s order: kind, address, id, key, name, ...
-        repeat("sysv", n), map("sysv:{}".format, c["shmid"]), c["shmid"], c["key"], none,
+        repeat("sysv", n), map(address.format, c["shmid"]), c["shmid"], c["key"], none,
         mode, c["uid"], c["gid"], c["cuid"], c["cgid"], c["size"], c["rss"], c["swap"], c["nattch"],
         c["cpid"], c["lpid"], c["atime"], c["dtime"], c["ctime"], repeat(0, n),  # mtime
         dest, locked, repeat(False, n), repeat(False, n),  # hugetlb (set from the maps), semaphore
         orphan_reasons(c["cpid"], c["nattch"], live), none, none, none,  # orphan, device, backing, attachments
-        repeat(False, n), none, none))  # deleted, namespace, container
+        repeat(False, n), repeat(namespace, n), none))  # deleted, namespace, container
 
 
 def attach_processes(segments: List[Segment], view: View) -> None:
-    """Fill attachments from the maps: `/SYSV%08x (deleted)`, inode = shmid. Only processes
-    of our IPC namespace count (another namespace reuses the same shmids). A mapping on a
-    device other than the shmem mount is a hugetlbfs one: SHM_HUGETLB is not kept in perms."""
-    by_id: Dict[int, Segment] = {s.id: s for s in segments}
+    """Fill attachments from the maps: `/SYSV%08x (deleted)`, inode = shmid, matched to the
+    View's IPC namespace (another one reuses the same shmids, and a process may have attached
+    in another namespace than its current one: namespaces.py). A mapping on a device other
+    than the shmem mount is a hugetlbfs one: SHM_HUGETLB is not kept in perms."""
+    from .namespaces import match
     for s in segments:
         s.attachments = []
-    for pid, m in view.mappings():
-        seg = by_id.get(m.inode)
-        if seg is None or not m.path.startswith(SYSV_PREFIX) or not view.same_ipc_namespace(pid):
-            continue
-        seg.attachments.append(view.attachment(pid, m))
+    for seg, pid, m, unsure in match(segments, view):
+        attachment = view.attachment(pid, m)
+        attachment.unsure = unsure
+        seg.attachments.append(attachment)
         if view.shmem_dev is not None and m.dev != view.shmem_dev:
             seg.hugetlb = True
 
 
 def collect(view: View, processes: bool = False) -> List[Segment]:
+    view.enter_ipc()  # /proc/sysvipc/shm lists the reader's IPC namespace
     columns = read_sysvipc_shm(view.proc)
-    segments = from_columns(columns, view.pids)
+    segments = from_columns(columns, view.pids, view)
     # the maps scan is the costly part: only when someone is attached or asked for
     if processes or any(columns["nattch"]):
         attach_processes(segments, view)
+    settle_hugetlb(segments, view)
     return segments
 
 
 def find(address: "Address", view: View) -> Segment:
-    segments = from_columns(read_sysvipc_shm(view.proc), view.pids)
+    """The segment at the address, in the View's IPC namespace (the one a qualified address
+    names: the caller hands over a View of it)."""
+    if address.namespace is not None and view.ipc_ns is not None and address.namespace != view.ipc_ns:
+        raise NotFound(f"{address}", f"IPC namespace {address.namespace} is not the one looked at ({view.ipc_ns})")
+    view.enter_ipc()
+    segments = from_columns(read_sysvipc_shm(view.proc), view.pids, view)
     if address.shmid is not None:
         matches = [s for s in segments if s.id == address.shmid]
         wanted = f"shmid {address.shmid}"
@@ -96,6 +109,7 @@ def find(address: "Address", view: View) -> Segment:
                        "a segment marked for removal loses its key; see shmctl list -m")
     segment = matches[0]
     attach_processes([segment], view)
+    settle_hugetlb([segment], view)
     return segment
 
 
@@ -109,6 +123,9 @@ class SysvKind(Kind):
 
     def find(self, address: "Address", view: View) -> Segment:
         return find(address, view)
+
+    def place(self, view: View):
+        return view.ipc_ns
 
     def check_create_options(self, address: "Address", options: CreateOptions) -> None:
         where = f"create {address}"
@@ -142,7 +159,25 @@ class SysvKind(Kind):
         return segment.nattch
 
     def remove(self, segment: Segment, view: View) -> None:
-        remove(segment)
+        remove(segment, view)
+
+    def in_use_refusal(self, segment: Segment, users: List[int], view: View) -> Conflict:
+        """Names every attached process seen, wherever it is now (one that attached here and
+        moved to another IPC namespace still holds it), `?` where the namespace is uncertain;
+        the rest of nattch are processes not visible (other users', other PID namespaces)."""
+        unsure = {a.pid for a in segment.attachments or () if a.unsure}
+        names = [f"{pid} ({view.comm(pid)}){'?' if pid in unsure else ''}" for pid in users[:8]]
+        who = f"pid{'s' if len(users) > 1 else ''} {', '.join(names)}{' ...' if len(users) > 8 else ''}"
+        vmas = len(segment.attachments or ())
+        hidden = max(segment.nattch - vmas, 0) if segment.nattch else 0
+        if not users:
+            who = "processes not visible to you"
+        elif hidden:
+            who += f" and {hidden} more not visible to you"
+        if unsure:
+            who += " (?: maybe another IPC namespace's segment with the same shmid)"
+        return Conflict(segment.address, f"still in use by {plural(segment.nattch, 'process')}: {who}",
+                        self.force_hint)
 
     def removed_note(self, segment: Segment, in_use: int) -> str:
         return (f"{segment.address} marked for removal: the kernel frees it when the last of "

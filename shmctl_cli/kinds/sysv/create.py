@@ -10,7 +10,7 @@ from ...errors import Conflict, LimitReached, PermissionDenied, ShmctlError, Usa
 from ...units import format_key
 from ...system import View
 from .. import adopt
-from .segment import _stat, open_segment
+from .segment import _stat, address_of, open_segment
 
 if TYPE_CHECKING:
     from ...address import Address
@@ -25,7 +25,7 @@ class SysvRequest:
         self.wanted = adopt.Wanted(size, mode, owner, larger_ok)
 
 
-def _existing(req: SysvRequest, plan: List[str]):
+def _existing(req: SysvRequest, plan: List[str], view: View):
     """The segment that already has the key, adopted under --exist-ok only when it is what
     was asked for. Anyone may take a free key first, and an owner may even hand a segment
     to us with IPC_SET: its creator (cuid) stays theirs, so both uid and cuid must match."""
@@ -54,7 +54,7 @@ def _existing(req: SysvRequest, plan: List[str]):
     if refusal is not None:
         raise refusal
     plan.append(f"sysv:{shmid} exists with {size} bytes: used as it is")
-    return Created(f"sysv:{shmid}", plan)
+    return Created(address_of(shmid, view), plan)
 
 
 def _stat_existing(shmid: int, where: str):
@@ -163,8 +163,9 @@ def create(req: SysvRequest, view: View):
     from ... import syscalls
     from ..files import Created
     where = f"create sysv:key={format_key(req.key)}" if req.key else "create sysv"
+    view.enter_ipc()  # shmget, IPC_INFO and SHM_INFO answer for the caller's IPC namespace
     plan: List[str] = []
-    found = _existing(req, plan)
+    found = _existing(req, plan, view)
     if found is not None:
         return found
     plan += check_limits(req, where, view.proc)
@@ -177,14 +178,14 @@ def create(req: SysvRequest, view: View):
         shmid = syscalls.shmget(req.key, req.size, _shmget_flags(req))
     except ShmctlError as exc:
         if exc.errno == errno.EEXIST and req.exist_ok:
-            return _existing(req, plan) or _gone_again(where)
+            return _existing(req, plan, view) or _gone_again(where)
         raise _shmget_error(exc, req, where, view.proc) from None
     try:
         _finish(shmid, req, view)
     except BaseException:
         syscalls.shmctl_rmid(shmid)
         raise
-    return Created(f"sysv:{shmid}", plan, undo=lambda: syscalls.shmctl_rmid(shmid))
+    return Created(address_of(shmid, view), plan, undo=lambda: syscalls.shmctl_rmid(shmid))
 
 
 def _shmget_flags(req: SysvRequest) -> int:

@@ -3,7 +3,7 @@ it; what both the Kind (__init__.py) and creating (create.py) use."""
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from ...errors import NotFound, ShmctlError
 from ...model import Segment
@@ -22,8 +22,17 @@ def resolve_key(address: "Address") -> int:
     return address.key
 
 
-def resolve_shmid(address: "Address") -> int:
+def address_of(shmid: int, view: View) -> str:
+    """`sysv:ID`, or `sysv@ipc:NS:ID` when the View looks at another IPC namespace than the run's."""
+    from ...address import namespace_prefix
+    return f"{namespace_prefix('sysv', view.qualifier('sysv'))}:{shmid}"
+
+
+def resolve_shmid(address: "Address", view: Optional[View] = None) -> int:
+    """The shmid the address names, in the View's IPC namespace (joined first)."""
     from ... import syscalls
+    if view is not None:
+        view.enter_ipc()
     if address.shmid is not None:
         return address.shmid
     key = resolve_key(address)
@@ -50,8 +59,8 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
     """shmat the segment (read-only unless writing): it counts in nattch while open."""
     from ... import syscalls
     from ..access import Handle
-    shmid = resolve_shmid(address)
-    where = f"sysv:{shmid}"
+    shmid = resolve_shmid(address, view)  # joins the View's IPC namespace: shmat answers for it
+    where = address_of(shmid, view)
     size = _stat(shmid, where).shm_segsz
     try:
         addr = syscalls.shmat(shmid, readonly=not writable)
@@ -65,8 +74,10 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
                   ipc_namespace=view.ipc_namespace_inode)
 
 
-def remove(segment: Segment) -> None:
+def remove(segment: Segment, view: Optional[View] = None) -> None:
     from ... import syscalls
+    if view is not None:
+        view.enter_ipc()  # IPC_RMID acts on the caller's IPC namespace
     try:
         syscalls.shmctl_rmid(segment.id)
     except ShmctlError as exc:
