@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import HERE, ISOLATED, run, run_as
+from containers import cgroup_tree, podman_container  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(not ISOLATED or os.geteuid() != 0, reason="needs root and namespaces")
 
@@ -138,3 +139,35 @@ def test_limits_all_namespaces_shows_each_dev_shm():
         assert rows[f"mnt:{c['mnt']}"]["pid"] == c["pid"]
         text = run("limits", "-A")
         assert f"mnt:{c['mnt']}" in text.out and f"ipc:{c['ipc']}" in text.out
+
+
+def test_a_real_podman_container_is_listed_with_its_container(podman_container):
+    """podman, from Debian's packages (tests/containers.py): its SysV segment (in the
+    container's IPC namespace) and its /dev/shm object, with CONTAINER podman:ID12."""
+    pid, container_id = podman_container
+    label = f"podman:{container_id[:12]}"
+    data = _list("-A", "-p")
+    ours = [s for s in data["segments"] if s["container"] == label and s["kind"] in ("sysv", "posix")]
+    by_kind = {s["kind"]: s for s in ours}
+    assert by_kind["sysv"]["id"] == podman_container.shmid and by_kind["sysv"]["address"].startswith("sysv@ipc:")
+    assert [p["pid"] for p in by_kind["sysv"]["processes"]] == [pid]
+    assert by_kind["posix"]["name"] == podman_container.posix_name
+    namespaces = [n for n in data["namespaces"] if n["container"] == label]
+    assert {n["type"] for n in namespaces} == {"ipc", "mnt"} and all(n["pid"] == pid for n in namespaces)
+    for address in (by_kind["sysv"]["address"], by_kind["posix"]["address"]):
+        assert run("stat", address).code == 0
+    inside = {s["address"] for s in json.loads(run("--ns", str(pid), "list", "--json").out)["segments"]}
+    assert {f"sysv:{podman_container.shmid}", f"posix:{podman_container.posix_name}"} <= inside
+    limits = json.loads(run("limits", "-A", "--json").out)["namespaces"]
+    assert any(row["container"] == label and "dev_shm" in row for row in limits)
+
+
+def test_container_column_from_cgroups_named_like_a_runtime(cgroup_tree):
+    """A process moved into a cgroup named the way docker names its scopes."""
+    docker_id = "3f4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081"
+    with contained(posix={"inner": 4096}) as c:
+        cgroup_tree.move(c["pid"], f"system.slice/docker-{docker_id}.scope")
+        mine = _mine(_list("-A"), c)
+        assert mine[f"posix@mnt:{c['mnt']}:/inner"]["container"] == f"docker:{docker_id[:12]}"
+        table = run("list", "-A", "-k", "posix", "-o", "ADDRESS,CONTAINER")
+        assert f"posix@mnt:{c['mnt']}:/inner docker:{docker_id[:12]}" in " ".join(table.out.split())
