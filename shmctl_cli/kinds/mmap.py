@@ -67,17 +67,22 @@ def _stat_backing(pid: int, m: SharedMapping, view: View) -> Optional[os.stat_re
         pass
     if m.deleted or not m.path.startswith("/"):
         return None
+    st = _lstat_in_root(pid, m.path, view)
+    return st if st is not None and same_file(st, m.dev, m.inode) else None
+
+
+def _lstat_in_root(pid: int, path: str, view: View) -> Optional[os.stat_result]:
+    """lstat of `path` as the process sees it: beneath its root, no symlink followed."""
     try:
         root = os.open(f"{view.proc}/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        st = lstat_path(m.path, base=root)
+        return lstat_path(path, base=root)
     except ShmctlError:
         return None
     finally:
         os.close(root)
-    return st if same_file(st, m.dev, m.inode) else None
 
 
 def _reaches(path: str, dev: int, ino: int, base: Optional[int]) -> bool:
@@ -91,14 +96,8 @@ def _reaches(path: str, dev: int, ino: int, base: Optional[int]) -> bool:
 
 def _reaches_in(pid: int, m: SharedMapping, view: View) -> bool:
     """Whether the mapper's own path (beneath its root) leads to the mapped file."""
-    try:
-        root = os.open(f"{view.proc}/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return _reaches(m.path, m.dev, m.inode, root)
-    finally:
-        os.close(root)
+    st = _lstat_in_root(pid, m.path, view)
+    return st is not None and same_file(st, m.dev, m.inode)
 
 
 def _path_address(m: SharedMapping, backing: str, pid: int, view: View) -> Tuple[str, Optional[int]]:
