@@ -44,10 +44,12 @@ class Field:
     those). `json_after`/`stat_after`: a field whose place in JSON/stat is after the named
     column rather than in table order. `distinct`: format each distinct value once (hashable
     values); `cells(segments, style)`: a faster whole-column path; `escaped`: `fmt` escapes
-    its text itself; `colour(text)`: rich markup for the text."""
+    its text itself; `colour(text)`: rich markup for the text. `priority`: on a terminal too
+    narrow for every column, the highest numbers go first (0: never dropped, never cut);
+    `squeeze`: the cell may be cut short with `…` before columns are dropped."""
     __slots__ = ("name", "key", "attr", "get", "fmt", "json", "right", "sort", "kinds", "help", "label",
                  "labels", "detail", "omit_empty", "json_after", "stat_after", "distinct", "cells", "escaped",
-                 "colour", "value")
+                 "colour", "value", "priority", "squeeze")
 
     def __init__(self, name: Optional[str], key: Optional[str], attr: Union[str, tuple],
                  fmt: Optional[Callable] = None, *,
@@ -56,7 +58,7 @@ class Field:
                  labels: Optional[Dict[str, str]] = None, detail: Optional[Callable] = None,
                  omit_empty: bool = False, json_after: Optional[str] = None, stat_after: Optional[str] = None,
                  distinct: bool = True, cells: Optional[Callable] = None, escaped: bool = False,
-                 colour: Optional[Callable[[str], str]] = None):
+                 colour: Optional[Callable[[str], str]] = None, priority: int = 9, squeeze: bool = False):
         self.name, self.key, self.attr, self.fmt, self.json = name, key, attr, fmt, json
         self.value = attrgetter(attr) if isinstance(attr, str) else attrgetter(*attr)
         self.get = get or self.value
@@ -64,6 +66,7 @@ class Field:
         self.label, self.labels, self.detail, self.omit_empty = label, labels or {}, detail, omit_empty
         self.json_after, self.stat_after = json_after, stat_after
         self.distinct, self.cells, self.escaped, self.colour = distinct, cells, escaped, colour
+        self.priority, self.squeeze = priority, squeeze
 
     def text(self, segment, style: Style) -> str:
         """One cell's text, not yet escaped."""
@@ -213,16 +216,16 @@ SYSV, FILES = ("sysv",), ("posix", "mmap")
 # number), and the column MODE (rwx) is JSON's "perms".
 FIELDS: List[Field] = [
     Field("ADDRESS", "address", "address", json=_text, distinct=False, label="address",
-          help="the segment's address"),
-    Field("KIND", "kind", "kind", label="kind", help="sysv, posix or mmap"),
-    Field("KEY", "key", "key", _key, sort=True, kinds=SYSV, label="key", help="SysV key"),
+          help="the segment's address", priority=0),
+    Field("KIND", "kind", "kind", label="kind", help="sysv, posix or mmap", priority=4),
+    Field("KEY", "key", "key", _key, sort=True, kinds=SYSV, label="key", help="SysV key", priority=5),
     Field("NAME", "name", "name", _name, get=attrgetter("kind", "key", "name"), json=_text, kinds=FILES,
-          label="name", help="SysV key, POSIX name, mmap path or backing"),
+          label="name", help="SysV key, POSIX name, mmap path or backing", priority=5, squeeze=True),
     Field("ID", "id", "id", _opt, right=True, sort=True, distinct=False, label="inode", labels={"sysv": "shmid"},
-          json_after="KIND", help="shmid (sysv) or inode"),
+          json_after="KIND", help="shmid (sysv) or inode", priority=6),
     Field("OWNER", "owner", "uid", _user, json=lambda v, st: None if v is None else printable(st.user(v)),
           label="owner", detail=lambda s, st: f"{st.user(s.uid)} (uid {_opt(s.uid)}, gid {_opt(s.gid)})",
-          help="owner"),
+          help="owner", priority=4),
     Field("GROUP", None, "gid", _opt, right=True, help="owner's group id"),
     Field("UID", "uid", "uid", _opt, right=True, sort=True, help="owner's user id"),
     Field("GID", "gid", "gid", _opt, right=True, sort=True, help="owner's group id"),
@@ -231,44 +234,44 @@ FIELDS: List[Field] = [
     Field("CUSER", None, "cuid", _user, label="creator", omit_empty=True,
           detail=lambda s, st: f"{st.user(s.cuid)} (uid {s.cuid}, gid {_opt(s.cgid)})", help="creator"),
     Field("PERMS", "mode", "mode", lambda v, st: format_mode(v), label="perms",
-          detail=lambda s, st: f"{format_mode(s.mode)} ({mode_string(s.mode)})", help="permissions, octal"),
+          detail=lambda s, st: f"{format_mode(s.mode)} ({mode_string(s.mode)})", help="permissions, octal", priority=7),
     Field("MODE", "perms", "mode", lambda v, st: mode_string(v), json=lambda v, st: mode_string(v),
           help="permissions, rwx"),
-    Field("SIZE", "size", "size", _size, right=True, sort=True, label="size", help="size"),
+    Field("SIZE", "size", "size", _size, right=True, sort=True, label="size", help="size", priority=1),
     Field("RSS", "rss", "rss", _size, right=True, sort=True, label="rss", labels={"posix": "allocated"},
-          help="resident memory"),
-    Field("SWAP", "swap", "swap", _size, right=True, sort=True, label="swap", omit_empty=True, help="swapped out"),
+          help="resident memory", priority=3),
+    Field("SWAP", "swap", "swap", _size, right=True, sort=True, label="swap", omit_empty=True, help="swapped out", priority=8),
     Field("NATTCH", "nattch", "nattch", _nattch, get=attrgetter("nattch", "nattch_unsure"), right=True, sort=True,
           label="nattch", detail=_nattch_detail,
-          help="attached processes (N+: at least N, ?: unknown, where processes are hidden)"),
+          help="attached processes (N+: at least N, ?: unknown, where processes are hidden)", priority=2),
     Field(None, "nattch_exact", "nattch_unsure", json=lambda v, st: not v, json_after="NATTCH"),
-    Field("CPID", "cpid", "cpid", _opt, right=True, sort=True, kinds=SYSV, label="cpid", help="creator pid"),
+    Field("CPID", "cpid", "cpid", _opt, right=True, sort=True, kinds=SYSV, label="cpid", help="creator pid", priority=9),
     Field("LPID", "lpid", "lpid", _opt, right=True, sort=True, kinds=SYSV, label="lpid",
-          help="pid of the last attach/detach"),
+          help="pid of the last attach/detach", priority=9),
     Field("ATIME", "atime", "atime", _time, json=_iso, sort=True, label="atime", help="last attach (sysv) or access"),
     Field("DTIME", "dtime", "dtime", _time, json=_iso, sort=True, kinds=SYSV, label="dtime",
           help="last detach (sysv)"),
-    Field("CTIME", "ctime", "ctime", _time, json=_iso, sort=True, label="ctime", help="last change"),
+    Field("CTIME", "ctime", "ctime", _time, json=_iso, sort=True, label="ctime", help="last change", priority=8),
     Field("MTIME", "mtime", "mtime", _time, json=_iso, sort=True, kinds=FILES, label="mtime", stat_after="DTIME",
           help="last modification (posix, mmap)"),
     Field("STATUS", "status", "status", lambda v, st: ",".join(v) or "-", distinct=False, cells=_status_cells,
           colour=_status_colour, label="status",
           help="deleted (unlinked, still held), dest, locked, hugetlb (hugetlb? where unknown), orphan (orphan? where some processes were "
-               "hidden), semaphore"),
+               "hidden), semaphore", priority=3, squeeze=True),
     Field(None, "hugetlb", "hugetlb", json_after="STATUS"),  # true, false, or null: unknown (sysv)
     Field("ORPHAN", "orphan", "orphan", lambda v, st: v or "-", label="orphan", omit_empty=True,
-          help="why the segment is an orphan"),
+          help="why the segment is an orphan", priority=4, squeeze=True),
     Field(None, "orphan_certain", ("orphan", "orphan_unsure"),
           json=lambda v, st: bool(v[0]) and not v[1]),
     Field("BACKING", "backing", "backing", lambda v, st: v[0] or v[1], get=attrgetter("backing", "kind"),
-          label="backing", omit_empty=True, stat_after="ID", help="mmap: anonymous, memfd, tmpfs, hugetlbfs, file"),
+          label="backing", omit_empty=True, stat_after="ID", help="mmap: anonymous, memfd, tmpfs, hugetlbfs, file", priority=7),
     Field(None, "device", "device", json=lambda v, st: None if v is None else f"{os.major(v)}:{os.minor(v)}"),
     Field("NAMESPACE", "namespace", "namespace", _namespace, get=attrgetter("kind", "namespace"), label="namespace",
-          omit_empty=True, help="the IPC (sysv) or mount (posix, mmap path) namespace, TYPE:INODE as lsns shows it"),
+          omit_empty=True, help="the IPC (sysv) or mount (posix, mmap path) namespace, TYPE:INODE as lsns shows it", priority=5),
     Field("CONTAINER", "container", "container", _opt, json=_text, label="container", omit_empty=True,
-          help="the container of the namespace (or of the first process, mmap): RUNTIME:ID from its cgroup"),
+          help="the container of the namespace (or of the first process, mmap): RUNTIME:ID from its cgroup", priority=6, squeeze=True),
     Field("PROCESSES", "processes", "attachments", _processes, json=_attachments_json, distinct=False,
-          escaped=True, help="attached processes, pid:comm (pid:comm? where the IPC namespace is uncertain)"),
+          escaped=True, help="attached processes, pid:comm (pid:comm? where the IPC namespace is uncertain)", priority=3, squeeze=True),
 ]
 
 COLUMNS: Dict[str, Field] = {f.name: f for f in FIELDS if f.name}
