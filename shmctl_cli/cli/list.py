@@ -72,7 +72,7 @@ def _kinds(kinds: Tuple[str, ...], shmems: bool) -> List[str]:
 @click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit.")
 @output_options
 def list_command(kinds, shmems, processes, all_, user, orphans, min_size, everywhere, summary, sort_column,
-                 list_columns, as_json, raw, noheadings, columns, output_all, exact, numeric_ids):
+                 list_columns, out):
     """List shared-memory segments of all kinds (ipcs -m / lsipc -m for SysV, POSIX and mmap).
 
     On a terminal: a table with human sizes. On a pipe: plain aligned columns, sizes in
@@ -92,7 +92,7 @@ def list_command(kinds, shmems, processes, all_, user, orphans, min_size, everyw
             click.echo(f"{name:<10} {column.help}")
         return Exit.OK
     chosen = _kinds(kinds, shmems)
-    names = choose_columns(columns, output_all, default_columns(chosen, everywhere))
+    names = choose_columns(out.columns, out.output_all, default_columns(chosen, everywhere))
     if processes and "PROCESSES" not in names:
         names.append("PROCESSES")
     if sort_column and sort_column.upper() not in COLUMNS:
@@ -104,26 +104,26 @@ def list_command(kinds, shmems, processes, all_, user, orphans, min_size, everyw
     inv = backend.collect(chosen, view, all_mappings=all_, processes=processes or "PROCESSES" in names,
                           everywhere=everywhere)
     select(inv, uid, orphans, min_size)
-    style = make_style(exact, numeric_ids)
+    style = make_style(out.exact, out.numeric_ids, out)
     inv.segments = sort_segments(inv.segments, sort_column and sort_column.upper(), style)
     if summary:
         inv.meminfo = backend.meminfo(view)
-    render_inventory(inv, chosen, names, style, as_json, raw, noheadings, summary, processes)
+    render_inventory(inv, chosen, names, style, out, summary, processes)
     report_unseen(inv)
     return Exit.OK
 
 
-def render_inventory(inv, chosen, names, style, as_json, raw, noheadings, summary, processes) -> None:
+def render_inventory(inv, chosen, names, style, out, summary, processes) -> None:
     from .. import render
     totals = render.summarize(inv, chosen) if summary else None
-    if as_json:
+    if out.as_json:
         click.echo(render.inventory_json(inv, style, processes or "PROCESSES" in names, totals), nl=False)
     elif summary:
         click.echo(render.summary_text(totals, style), nl=False)
-    elif is_terminal() and not raw:
-        print_rich(render.rich_table(inv.segments, names, style, headings=not noheadings))
+    elif is_terminal() and not out.raw:
+        print_rich(render.rich_table(inv.segments, names, style, headings=not out.noheadings))
     else:
-        click.echo(render.plain_table(inv.segments, names, style, headings=not noheadings, raw=raw), nl=False)
+        click.echo(render.plain_table(inv.segments, names, style, headings=not out.noheadings, raw=out.raw), nl=False)
 
 
 def report_unseen(inv: "Inventory") -> None:

@@ -19,9 +19,19 @@ def note(message: str) -> None:
     click.echo(f"shmctl: {printable(message)}", err=True)
 
 
-def output_options(func):
-    """--json, --raw, --noheadings, -o, --output-all, --bytes, --numeric-ids (like lsipc)."""
-    options = [
+class Output:
+    """What the output options asked for, as one object: a command takes `out`, and a new
+    output option is one line in OPTIONS, not a new parameter of every command."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"Output({self.__dict__!r})"
+
+
+def _output_option_list() -> list:
+    return [
         click.option("--json", "as_json", is_flag=True, help="JSON: numbers as numbers, ISO 8601 times, bytes."),
         click.option("--raw", is_flag=True, help="Unaligned, one space between columns."),
         click.option("-n", "--noheadings", is_flag=True, help="No header line."),
@@ -32,9 +42,24 @@ def output_options(func):
                      help="Sizes in bytes (the default when stdout is not a terminal)."),
         click.option("--numeric-ids", is_flag=True, help="User ids, not names."),
     ]
+
+
+def output_options(func):
+    """The output options (like lsipc's), handed to the command as one `out` object."""
+    options = _output_option_list()
+    names = []
+
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        out = Output(**{name: kwargs.pop(name) for name in names})
+        return func(*args, out=out, **kwargs)
+
     for option in reversed(options):
-        func = option(func)
-    return func
+        wrapper = option(wrapper)
+    names.extend(p.name for p in wrapper.__click_params__[-len(options):])
+    return wrapper
 
 
 def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str]) -> List[str]:
@@ -52,7 +77,7 @@ def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str
     return list(defaults) + [c for c in names if c not in defaults] if extend else names
 
 
-def make_style(exact: bool, numeric_ids: bool):
+def make_style(exact: bool, numeric_ids: bool = False, out: Optional[Output] = None):
     from ..kinds import user_name
     from ..fields import Style
     return Style(exact_sizes=exact or not is_terminal(), numeric_ids=numeric_ids, user_name=user_name)
