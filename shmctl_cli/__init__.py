@@ -1,6 +1,8 @@
 """shmctl: see, create, fill, hold and remove Linux shared memory of all three kinds."""
 
 __version__ = "0.1.0"
+# the date the man pages carry when SOURCE_DATE_EPOCH is not set (tools/docgen.py): bump with the version
+__release_date__ = "2026-11-24"
 
 # The registry of kinds, the one list of them: name -> the module whose KIND implements it
 # (kinds/base.py), whether `list -m` (ipcs -m, lsipc -m) shows it, and the namespace that

@@ -27,9 +27,12 @@ from typing import Optional, Tuple
 
 from . import KINDS
 from .errors import UsageError
-from .units import IPC_PRIVATE, KEY_MAX, format_key
+from .units import IPC_PRIVATE, KEY_MAX, ascii_int, format_key, is_ascii_digits
 
 NAME_MAX = 255
+MAJOR_MAX, MINOR_MAX = (1 << 12) - 1, (1 << 20) - 1  # the kernel's MINORBITS 20 in a 32-bit dev_t
+INODE_MAX = (1 << 64) - 1
+NS_INODE_MAX = (1 << 32) - 1  # nsfs inodes are unsigned int
 
 # Every form an address takes, with its meaning: the address tables of `shmctl --help`, the
 # man page and README.md are generated from these rows (tools/docgen.py), and so is the hint
@@ -50,7 +53,7 @@ FORMS = (
 EXPECTED = ", ".join(form for form, _ in FORMS[:-2]) + " or " + FORMS[-2][0] + " (KIND@ipc:NS: or KIND@mnt:NS: before it)"
 # `KIND@TYPE:NS:` before the identity: the object lives in that namespace
 _NAMESPACE_WORDS = {"ipc": "an IPC", "mnt": "a mount"}
-_QUALIFIED = re.compile(r"^([a-z]+)@([a-z]+):(\d+):")
+_QUALIFIED = re.compile(r"^([a-z]+)@([a-z]+):([0-9]+):")  # [0-9]: \d would take `١٢`
 
 
 _HEX_ESCAPE = re.compile(rb"\\x([0-9a-fA-F]{2})")
@@ -175,7 +178,7 @@ def parse_key(text: str) -> int:
     """A 32-bit SysV key in any base; /proc's signed form (-559038737) is accepted too.
     Never wraps: the kernel would read 2**40 as 0 = IPC_PRIVATE and make a new segment."""
     try:
-        key = int(str(text).strip(), 0)
+        key = ascii_int(str(text).strip(), 0)
     except ValueError:
         raise UsageError(f"invalid key '{text}'", "expected an integer", "e.g. 0x5eed0001 or 1592590337") from None
     if not -(1 << 31) <= key <= KEY_MAX:
@@ -193,11 +196,11 @@ def parse_proj(text: str) -> int:
     C's 02322, -1) or one character (`A`). Only its low 8 bits count (1234 acts as 0xd2); one
     whose low byte is 0 is taken too: see ftok_note."""
     try:
-        proj = int(text, 8) if _C_OCTAL.fullmatch(text.strip()) else int(text, 0)
+        proj = ascii_int(text, 8) if _C_OCTAL.fullmatch(text.strip()) else ascii_int(text, 0)
     except ValueError:
-        if len(text) == 1:  # ftok's proj_id is a character: `ftok=/etc,A`
+        if len(text) == 1 and text.isascii() and not text.isdigit():  # ftok's proj_id is a character: `ftok=/etc,A`
             return ord(text)
-        raise UsageError(f"invalid ftok project '{text}'", "expected an integer or one character",
+        raise UsageError(f"invalid ftok project '{text}'", "expected an integer or one ASCII character",
                          "e.g. 1234, 0x41 or A") from None
     if not -(1 << 31) <= proj < 1 << 31:
         raise UsageError(f"invalid ftok project '{text}'", "ftok takes a C int",
@@ -242,7 +245,7 @@ def _parse_sysv(text: str, rest: str) -> Address:
         if not sep or not path:
             raise _bad(text, "ftok needs PATH,PROJ")
         return Address("sysv", ftok=(path, parse_proj(proj)))
-    if rest.isdigit():
+    if is_ascii_digits(rest):
         shmid = int(rest)
         if shmid > 0x7FFFFFFF:
             raise _bad(text, "a shmid is a non-negative 31-bit number")
@@ -253,10 +256,15 @@ def _parse_sysv(text: str, rest: str) -> Address:
 def _parse_inode(text: str, kind: str, rest: str) -> Address:
     """`@INODE`, or `@MAJ:MIN:INODE` (mmap)."""
     parts = rest[1:].split(":")
-    if not all(p.isdigit() for p in parts) or len(parts) not in ((1, 3) if kind == "mmap" else (1,)):
+    if not all(is_ascii_digits(p) for p in parts) or len(parts) not in ((1, 3) if kind == "mmap" else (1,)):
         raise _bad(text, f"{kind}:@ takes an inode number" + (" or MAJ:MIN:INODE" if kind == "mmap" else ""))
-    device = os.makedev(int(parts[0]), int(parts[1])) if len(parts) == 3 else None
-    return Address(kind, inode=int(parts[-1]), device=device)
+    numbers = [int(p) for p in parts]
+    if len(numbers) == 3 and (numbers[0] > MAJOR_MAX or numbers[1] > MINOR_MAX):
+        raise _bad(text, f"a device is MAJ:MIN, MAJ at most {MAJOR_MAX} and MIN at most {MINOR_MAX}")
+    if numbers[-1] > INODE_MAX:
+        raise _bad(text, "an inode number is 64 bits")
+    device = os.makedev(numbers[0], numbers[1]) if len(numbers) == 3 else None
+    return Address(kind, inode=numbers[-1], device=device)
 
 
 def _parse_mmap(text: str, rest: str) -> Address:
@@ -276,6 +284,8 @@ def _split_namespace(text: str):
         return text, None
     from . import REGISTRY
     kind, ns_type, number = match[1], match[2], int(match[3])
+    if number > NS_INODE_MAX:
+        raise _bad(text, "a namespace's inode is 32 bits")
     if kind not in REGISTRY:
         raise _bad(text, f"unknown kind '{kind}'")
     if ns_type != REGISTRY[kind]["namespace"]:

@@ -21,18 +21,22 @@ class Exit(IntEnum):
         return member
 
     OK = 0, "success"
-    FAILED = 1, "operation failed (a system call failed for a reason none of the codes below names)"
-    USAGE = 2, "usage error: bad option, bad address, bad size"
-    NOT_FOUND = 3, "no such segment"
-    PERMISSION = 4, "permission denied"
+    FAILED = 1, ("operation failed: a system call failed for a reason none of the codes below names, a local "
+                  "file could not be used or its device is full, or a question was declined (nothing removed)")
+    USAGE = 2, ("usage error: bad or conflicting options, a bad address, size or number (ASCII digits only), "
+                "a local file or directory that does not exist")
+    NOT_FOUND = 3, "no such segment (only a segment: a missing local file is 2)"
+    PERMISSION = 4, "permission denied, on a segment or on a local file"
     CONFLICT = 5, "conflict: already exists, still attached, would truncate or overflow"
-    LIMIT = 6, "a kernel limit stops it (shmmax, shmall, shmmni, hugepage pool, tmpfs full, memlock)"
+    LIMIT = 6, ("a kernel limit stops it (shmmax, shmall, shmmni, hugepage pool, tmpfs full, memlock); "
+                "never a full output device, which is 1")
     COMMAND_NOT_RUNNABLE = 126, ("attach -- CMD: CMD cannot run (the shell's code; "
                                  "a CMD that ran gives its own status, 128+N if signal N killed it)")
     COMMAND_NOT_FOUND = 127, "attach -- CMD: no such CMD (the shell's code)"
     HANGUP = 129, "stopped by SIGHUP (128+N: signal N), after the same cleanup as on success or error"
     INTERRUPTED = 130, "stopped by SIGINT (Ctrl-C), after the same cleanup"
-    BROKEN_PIPE = 141, "the reader of stdout went away (128 + SIGPIPE: `shmctl list | head`); said silently"
+    BROKEN_PIPE = 141, ("the reader of stdout went away (128 + SIGPIPE: `shmctl list | head`), in any command; "
+                        "nothing is said. create instead removes what it made, says so and exits 1")
     TERMINATED = 143, "stopped by SIGTERM, after the same cleanup"
 
     @classmethod

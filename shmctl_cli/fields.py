@@ -18,14 +18,33 @@ from .units import format_key, format_mode, format_size, format_time, mode_strin
 
 
 class Style:
-    """How values read: exact sizes (--bytes, and the default on a pipe), numeric ids."""
+    """How values read: exact sizes (--bytes, and the default on a pipe) or binary units,
+    numeric ids, the form of times (--time-format short|full|iso: units.format_time), and
+    whether a terminal table may cut or drop columns (`notruncate`: -W), the terminal's
+    `width` the tables fit into (None: not a terminal), and the columns the user named
+    (`pinned`: cut only if they may be, never dropped; render/layout.py)."""
 
     def __init__(self, exact_sizes: bool = False, numeric_ids: bool = False,
-                 user_name: Callable[[Optional[int]], Optional[str]] = str):
+                 user_name: Callable[[Optional[int]], Optional[str]] = str, time_format: str = "iso",
+                 notruncate: bool = False, width: Optional[int] = None, pinned: Sequence[str] = ()):
         self.exact_sizes, self.numeric_ids, self.user_name = exact_sizes, numeric_ids, user_name
+        self.time_format, self.notruncate, self.width, self.pinned = time_format, notruncate, width, frozenset(pinned)
+        self.time_given = False  # --time-format was given: `stat` keeps it rather than its own default
+
+    def with_times(self, time_format: str) -> "Style":
+        """This style with times in `time_format`, unless the user chose a form."""
+        if self.time_given or time_format == self.time_format:
+            return self
+        import copy
+        other = copy.copy(self)
+        other.time_format = time_format
+        return other
 
     def size(self, n: Optional[int]) -> str:
         return format_size(n, self.exact_sizes)
+
+    def time(self, epoch: Optional[float]) -> str:
+        return format_time(epoch, form=self.time_format) or "-"
 
     def user(self, uid: Optional[int]) -> str:
         if uid is None:
@@ -88,11 +107,12 @@ def _opt(value, style=None) -> str:
 
 
 def _time(epoch, style=None) -> str:
-    return format_time(epoch) or "-"
+    return format_time(epoch, form=style.time_format if style is not None else "iso") or "-"
 
 
-def _iso(epoch, style) -> Optional[str]:
-    return format_time(epoch, True)
+def _iso(epoch, style=None) -> Optional[str]:
+    """JSON's: ISO 8601 with the UTC offset, whatever --time-format says."""
+    return format_time(epoch, form="iso")
 
 
 def _size(n, style: Style) -> str:
@@ -101,6 +121,19 @@ def _size(n, style: Style) -> str:
 
 def _user(uid, style: Style) -> str:
     return style.user(uid)
+
+
+def _group(gid, style: Style) -> str:
+    """The group's name (the gid where it has none, or with --numeric-ids): the style may
+    carry a cached `group_name` lookup as it carries `user_name`."""
+    if gid is None:
+        return "-"
+    names = None if style.numeric_ids else getattr(style, "group_name", None)
+    return (names(gid) if names is not None else None) or str(gid)
+
+
+def _group_json(gid, style: Style) -> Optional[str]:
+    return None if gid is None else printable(_group(gid, style))
 
 
 def _key(key, style=None) -> str:
@@ -212,30 +245,35 @@ SYSV, FILES = ("sysv",), ("posix", "mmap")
 
 # The one table. Its order is the order of --list-columns and --output-all; JSON and stat
 # follow it too, but for the fields that name a place with json_after/stat_after.
-# Drift kept as scripts and tests know it: the column PERMS (octal) is JSON's "mode" (a
-# number), and the column MODE (rwx) is JSON's "perms".
+# A column's JSON key is its name in lower case (USE% -> use_percent); the fields without a
+# column (name None) are JSON-only companions placed after the column they explain.
 FIELDS: List[Field] = [
     Field("ADDRESS", "address", "address", json=_text, distinct=False, label="address",
           help="the segment's address", priority=0),
     Field("KIND", "kind", "kind", label="kind", help="sysv, posix or mmap", priority=4),
     Field("KEY", "key", "key", _key, sort=True, kinds=SYSV, label="key", help="SysV key", priority=5),
+    Field(None, "key_hex", "key", json=lambda v, st: None if v is None else format_key(v), kinds=SYSV,
+          json_after="KEY"),
     Field("NAME", "name", "name", _name, get=attrgetter("kind", "key", "name"), json=_text, kinds=FILES,
           label="name", help="SysV key, POSIX name, mmap path or backing", priority=5, squeeze=True),
     Field("ID", "id", "id", _opt, right=True, sort=True, distinct=False, label="inode", labels={"sysv": "shmid"},
           json_after="KIND", help="shmid (sysv) or inode", priority=6),
     Field("OWNER", "owner", "uid", _user, json=lambda v, st: None if v is None else printable(st.user(v)),
           label="owner", detail=lambda s, st: f"{st.user(s.uid)} (uid {_opt(s.uid)}, gid {_opt(s.gid)})",
-          help="owner", priority=4),
-    Field("GROUP", None, "gid", _opt, right=True, help="owner's group id"),
+          help="owner's user name (the uid where it has no name)", priority=4),
+    Field("GROUP", "group", "gid", _group, json=_group_json, label="group", omit_empty=True,
+          detail=lambda s, st: f"{_group(s.gid, st)} (gid {s.gid})", help="owner's group name (the gid where it has no name)"),
     Field("UID", "uid", "uid", _opt, right=True, sort=True, help="owner's user id"),
     Field("GID", "gid", "gid", _opt, right=True, sort=True, help="owner's group id"),
     Field("CUID", "cuid", "cuid", _opt, right=True, sort=True, help="creator's user id"),
     Field("CGID", "cgid", "cgid", _opt, right=True, sort=True, help="creator's group id"),
-    Field("CUSER", None, "cuid", _user, label="creator", omit_empty=True,
-          detail=lambda s, st: f"{st.user(s.cuid)} (uid {s.cuid}, gid {_opt(s.cgid)})", help="creator"),
-    Field("PERMS", "mode", "mode", lambda v, st: format_mode(v), label="perms",
+    Field("CUSER", "cuser", "cuid", _user, json=lambda v, st: None if v is None else printable(st.user(v)),
+          label="creator", omit_empty=True,
+          detail=lambda s, st: f"{st.user(s.cuid)} (uid {s.cuid}, gid {_opt(s.cgid)})", help="creator's user name"),
+    Field("CGROUP", "cgroup", "cgid", _group, json=_group_json, help="creator's group name"),
+    Field("PERMS", "perms", "mode", lambda v, st: format_mode(v), json=lambda v, st: format_mode(v), label="perms",
           detail=lambda s, st: f"{format_mode(s.mode)} ({mode_string(s.mode)})", help="permissions, octal", priority=7),
-    Field("MODE", "perms", "mode", lambda v, st: mode_string(v), json=lambda v, st: mode_string(v),
+    Field("MODE", "mode", "mode", lambda v, st: mode_string(v), json=lambda v, st: mode_string(v),
           help="permissions, rwx"),
     Field("SIZE", "size", "size", _size, right=True, sort=True, label="size", help="size", priority=1),
     Field("RSS", "rss", "rss", _size, right=True, sort=True, label="rss", labels={"posix": "allocated"},
@@ -262,7 +300,7 @@ FIELDS: List[Field] = [
     Field("ORPHAN", "orphan", "orphan", lambda v, st: v or "-", label="orphan", omit_empty=True,
           help="why the segment is an orphan", priority=4, squeeze=True),
     Field(None, "orphan_certain", ("orphan", "orphan_unsure"),
-          json=lambda v, st: bool(v[0]) and not v[1]),
+          json=lambda v, st: bool(v[0]) and not v[1], json_after="ORPHAN"),
     Field("BACKING", "backing", "backing", lambda v, st: v[0] or v[1], get=attrgetter("backing", "kind"),
           label="backing", omit_empty=True, stat_after="ID", help="mmap: anonymous, memfd, tmpfs, hugetlbfs, file", priority=7),
     Field(None, "device", "device", json=lambda v, st: None if v is None else f"{os.major(v)}:{os.minor(v)}"),

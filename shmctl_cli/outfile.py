@@ -33,23 +33,32 @@ import signal
 import stat
 from typing import Iterator, Optional
 
-from .errors import Conflict, NotFound, PermissionDenied, ShmctlError, from_oserror
+from .errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError, from_oserror
 from .kinds.paths import identity, lstat_or_none, open_directory
 from .signals import STOPS
 
 _KIND_OF = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")]
-_LOCAL_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENOMEM)
+_MISSING = (errno.ENOENT, errno.ENOTDIR)
+_DENIED = (errno.EACCES, errno.EPERM)
+_CONFLICTS = (errno.EEXIST, errno.EBUSY, errno.ETXTBSY)
 
 
 def local_error(exc: OSError, what: str) -> ShmctlError:
-    """A failure on a local file: exit 1, not 3 (no such *segment*) nor 6 (a *shared-memory*
-    limit); permission stays 4."""
-    if exc.errno in _LOCAL_ERRNOS:
-        error = ShmctlError(what, os.strerror(exc.errno))
-        error.errno = exc.errno
-        return error
-    return from_oserror(exc, what)
+    """A failure on a local file or directory the user named (--from FILE, write's FILE, read
+    -o FILE, --persist FILE): exit 2 if it does not exist (a usage error), 4 if it may not be
+    opened, 1 for the rest (a full device too). Never 3 (no such *segment*) nor 6 (a limit of
+    *shared memory*)."""
+    err = exc.errno or errno.EIO
+    if err in _MISSING:
+        error: ShmctlError = UsageError(what, "no such file or directory")
+    elif err in _DENIED or err in _CONFLICTS:
+        return from_oserror(exc, what)
+    else:
+        why = os.strerror(err)
+        error = ShmctlError(what, why[:1].lower() + why[1:])  # "no space left on device"
+    error.errno = err
+    return error
 
 
 class OutputFile:
@@ -197,9 +206,10 @@ def _open_directory(directory: str, what: str) -> int:
     paths): another user's symlink at /tmp/dumps must not send root's FILE into /etc."""
     try:
         pinned = open_directory(directory, what, trusted_links=True)
-    except NotFound as exc:  # a local directory, not a segment: exit 1 if missing, else 5
-        cls = ShmctlError if exc.errno is not None else Conflict  # a symlink or not a directory
-        raise cls(f"open {directory}", exc.why, exc.hint) from None
+    except NotFound as exc:  # a local directory, not a segment: exit 2 if missing, else 5
+        if exc.errno is not None:
+            raise local_error(OSError(exc.errno, exc.why), f"open {directory}") from None
+        raise Conflict(f"open {directory}", exc.why, exc.hint) from None  # a symlink or not a directory
     try:
         return os.open(f"/proc/self/fd/{pinned}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:

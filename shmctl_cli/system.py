@@ -24,6 +24,7 @@ def user_name(uid: Optional[int]) -> Optional[str]:
     return _name_of(pwd.getpwuid, uid, str(uid))
 
 
+@lru_cache(maxsize=None)
 def group_name(gid: Optional[int]) -> Optional[str]:
     """The group's name; None where the gid has no group."""
     import grp

@@ -9,10 +9,39 @@ from typing import Optional, Tuple
 from .errors import UsageError
 
 _BINARY = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE)
+# [0-9], never \d: re's \d (and int(), float(), str.isdigit()) also take `١٢` and `²`
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE | re.ASCII)
 MAX_SIZE = (1 << 63) - 1  # off_t and ssize_t are signed 64-bit
 KEY_MAX = 0xFFFFFFFF  # key_t is 32 bits
 IPC_PRIVATE = 0  # the key that asks shmget for a new segment, and names none
+
+
+def is_ascii_digits(text: str) -> bool:
+    """Whether `text` is one or more of 0-9 and nothing else. str.isdigit() alone also says
+    yes to `²` and `١٢`, which int() then rejects or reads as 12."""
+    return text.isascii() and text.isdigit()
+
+
+def ascii_int(text: str, base: int = 10) -> int:
+    """int(text, base) for what a user typed: ValueError, as int() gives, for anything that is
+    not ASCII (int() itself reads Arabic-Indic, Devanagari, fullwidth... digits)."""
+    if not isinstance(text, str) or not text.isascii():
+        raise ValueError(f"not an ASCII number: {text!r}")
+    return int(text, base)
+
+
+def parse_count(text: str, what: str, minimum: int = 0, maximum: Optional[int] = None) -> int:
+    """A whole number a user typed (a pid, a shmid, a page count): ASCII digits only, within
+    [minimum, maximum]; anything else is a usage error (exit 2)."""
+    stripped = str(text).strip()
+    negative = stripped.startswith("-") and is_ascii_digits(stripped[1:])
+    if not (is_ascii_digits(stripped) or negative):
+        raise UsageError(f"invalid {what} '{text}'", "expected a number in ASCII digits 0-9")
+    value = int(stripped)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise UsageError(f"invalid {what} '{text}'", f"must be {bound}")
+    return value
 
 
 def format_key(key: int) -> str:
@@ -52,21 +81,33 @@ def parse_size(text: str) -> int:
 
 
 def format_size(n: Optional[int], exact: bool = False) -> str:
-    """`4K`, `1.5M`, `10B` like lsipc; exact bytes with exact=True; `-` for unknown."""
+    """Binary units without a space, as every size parser here reads them back: `512B`,
+    `4KiB`, `1.5MiB`, `2GiB`; exact bytes with exact=True; `-` for unknown."""
     if n is None:
         return "-"
-    if exact or n < 1024:
-        return str(n) if exact else f"{n}B"
+    if exact:
+        return str(n)
+    if n < 1024:
+        return f"{n}B"
     value, unit = float(n), "B"
     for unit in "KMGTPE":
         value /= 1024
-        if value < 1024:
+        if value < 1023.95:  # what rounds to 1024.0 reads as the next unit
             break
     text = f"{value:.1f}".rstrip("0").rstrip(".")
-    return text + unit
+    return f"{text}{unit}iB"
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|)\s*$")
+def kernel_size(n: int) -> str:
+    """`2M`, `1G`: a size as the kernel command line writes it (memparse reads K, M and G,
+    not KiB), for `hugepagesz=`; plain bytes where no unit divides it."""
+    for shift, unit in ((30, "G"), (20, "M"), (10, "K")):
+        if n and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|)\s*$", re.ASCII)
 _SECONDS = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -80,7 +121,7 @@ def parse_duration(text: str) -> float:
 
 def parse_mode(text: str) -> int:
     try:
-        mode = int(str(text), 8)
+        mode = ascii_int(str(text), 8)
     except ValueError:
         raise UsageError(f"invalid mode '{text}'", "expected octal permissions", "e.g. 0600") from None
     if not 0 <= mode <= 0o777:
@@ -97,24 +138,49 @@ def mode_string(mode: int) -> str:
     return stat_module.filemode(mode & 0o777)[1:]
 
 
+TIME_FORMATS = ("short", "full", "iso")
 _time_cache: dict = {}
+_today: list = []  # (year, day of the year) of this run: what `short` compares with
 
 
-def format_time(epoch: Optional[float], iso_zone: bool = False) -> Optional[str]:
-    """ISO 8601 local time (with the UTC offset for JSON); None for 0 = never."""
+def format_time(epoch: Optional[float], iso_zone: bool = False, form: Optional[str] = None) -> Optional[str]:
+    """A time as lsipc --time-format writes it, in local time; None for 0 = never.
+    `iso` (the default, and JSON's): `2026-11-24T00:43:45+00:00`, with the UTC offset;
+    `full`: `Tue Nov 24 00:43:45 2026 UTC`, with the zone's abbreviation; `short`: `00:43`
+    today, `Nov24` this year, `2025-Nov24` before. `iso_zone` is kept for old callers:
+    every iso text carries its offset now. Each (second, form) is formatted once a run."""
     if not epoch:
         return None
-    key = (int(epoch), iso_zone)
+    form = form or "iso"
+    key = (int(epoch), form)
     text = _time_cache.get(key)
     if text is None:
-        tm = time.localtime(key[0])
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", tm)
-        if iso_zone:
-            offset = tm.tm_gmtoff
-            sign = "+" if offset >= 0 else "-"
-            text += f"{sign}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
-        _time_cache[key] = text
+        text = _time_cache[key] = _TIME_FORMATTERS[form](time.localtime(key[0]))
     return text
+
+
+def _iso(tm: time.struct_time) -> str:
+    offset = tm.tm_gmtoff or 0
+    sign = "+" if offset >= 0 else "-"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", tm) + f"{sign}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
+
+
+def _full(tm: time.struct_time) -> str:
+    return time.strftime("%a %b %e %H:%M:%S %Y ", tm) + (tm.tm_zone or time.strftime("%z", tm))
+
+
+def _short(tm: time.struct_time) -> str:
+    """util-linux's strtime_short, as lsipc prints it."""
+    if not _today:
+        now = time.localtime()
+        _today.append((now.tm_year, now.tm_yday))
+    year, yday = _today[0]
+    if tm.tm_year == year and tm.tm_yday == yday:
+        return time.strftime("%H:%M", tm)
+    return time.strftime("%b%d" if tm.tm_year == year else "%Y-%b%d", tm)
+
+
+_TIME_FORMATTERS = {"iso": _iso, "full": _full, "short": _short}
 
 
 def plural(count: int, word: str) -> str:

@@ -55,7 +55,7 @@ def test_held_until_sigint_then_detached(segment, kind):
     address = segment(kind)
     proc, line = start(address)
     assert f"attached {address} at 0x" in line and "(65536 bytes, read-write)" in line and f"pid {proc.pid}" in line
-    seg = listed("-p")[address]
+    seg = listed("--output-all")[address]
     assert seg["nattch"] == 1 and [p["pid"] for p in seg["processes"]] == [proc.pid]
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 130
@@ -93,7 +93,7 @@ def test_readonly_and_lock(segment):
     proc, line = start(address, "--readonly", "--lock")
     try:
         assert "read-only, locked" in line
-        perms = {p["perms"] for p in listed("-p")[address]["processes"]}
+        perms = {p["perms"] for p in listed("--output-all")[address]["processes"]}
         assert perms == {"r--s"}
         status = open(f"/proc/{proc.pid}/status").read()
         locked_kb = int(next(x for x in status.splitlines() if x.startswith("VmLck")).split()[1])

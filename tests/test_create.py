@@ -98,7 +98,7 @@ def test_from_file_sets_contents_and_size(tmp_path):
     assert r.code == 5 and "has 10000 bytes, more than --size 100" in r.err
     assert not os.path.exists("/dev/shm/shmctl-from2")
     r = run("create", "/shmctl-from3", "--from", str(tmp_path / "missing"))
-    assert r.code == 3 and not os.path.exists("/dev/shm/shmctl-from3")
+    assert r.code == 2 and not os.path.exists("/dev/shm/shmctl-from3")  # a missing local file: usage
     piped = run("create", "/shmctl-from4", "--from", "-", "--size", "8", input=b"abcdefgh")
     try:
         assert piped.code == 0 and open("/dev/shm/shmctl-from4", "rb").read() == b"abcdefgh"

@@ -129,7 +129,7 @@ def child():
 
 
 def listed(*args, runner=run) -> dict:
-    r = runner("list", "--json", "-p", *args)
+    r = runner("list", "--json", "--output-all", *args)
     assert r.code == 0, r
     return {s["address"]: s for s in r.json()["segments"]}
 
@@ -155,7 +155,7 @@ def test_posix_object_unlinked_while_mapped_is_listed_deleted(child, unique):
     assert unique.name not in os.listdir("/dev/shm")  # ls /dev/shm shows nothing of it
     seg = listed("--kind", "posix")[f"posix:@{inode}"]
     assert seg["name"] == f"/{unique.name}" and seg["status"] == ["deleted"]
-    assert seg["size"] == 65536 and seg["rss"] == 12288 and seg["mode"] == 0o640 and seg["uid"] == 0
+    assert seg["size"] == 65536 and seg["rss"] == 12288 and seg["perms"] == "0640" and seg["uid"] == 0
     assert pids_of(seg) == {pid} and seg["nattch"] == 1 and seg["orphan"] is None
     assert [p["perms"] for p in seg["processes"]] == ["rw-s"]
     assert seg["device"] == "%d:%d" % (os.major(os.stat("/dev/shm").st_dev), os.minor(os.stat("/dev/shm").st_dev))
@@ -341,4 +341,4 @@ def test_a_users_own_deleted_object_without_root(child, unique):
     r = run_as("nobody", "read", address, "--length", "4", "-o", "-")
     assert r.code == 4 and "run as root" in r.err
     seg = listed("--kind", "posix")[address]
-    assert seg["rss"] == 8192 and seg["uid"] == nobody and seg["mode"] == 0o640
+    assert seg["rss"] == 8192 and seg["uid"] == nobody and seg["perms"] == "0640"

@@ -33,18 +33,96 @@ def test_docgen_is_not_installed_with_the_package():
     assert importlib.util.find_spec("shmctl_cli.docgen") is None
 
 
-def test_man_page_documents_every_command_and_option():
-    every_command = _docgen().every_command
-    page = open(os.path.join(ROOT, "man", "shmctl.1")).read()
-    paths = [path for path, _ in every_command()]
-    assert {"limits set", "limits hugepages", "limits recommend"} <= set(paths)
-    for name, command in every_command():
-        assert f".SS shmctl {name} " in page
+def _page(name):
+    return open(os.path.join(ROOT, "man", f"{name}.1")).read()
+
+
+def test_one_man_page_per_command_documents_every_option():
+    docgen = _docgen()
+    paths = [path for path, _ in docgen.every_command()]
+    assert {"limits set", "limits hugepages", "limits recommend", "help", "completion"} <= set(paths)
+    pages = sorted(os.listdir(os.path.join(ROOT, "man")))
+    assert pages == sorted(["shmctl.1"] + [f"shmctl-{p.replace(' ', '-')}.1" for p in paths])
+    main = _page("shmctl")
+    for path, command in docgen.every_command():
+        name = docgen.page_name(path)
+        page = _page(name)
+        assert f"\\fB{docgen._roff(name)}\\fR(1)" in main
+        assert page.startswith(f'.TH {name.upper()} 1 "{docgen.page_date()}" "shmctl ')
+        for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT", "FILES",
+                        "EXAMPLES", "SEE ALSO"):
+            assert f"\n.SH {section}\n" in page, (name, section)
         for param in command.params:
             for opt in getattr(param, "opts", []):
                 if opt.startswith("-"):
                     assert opt.replace("-", "\\-") in page, (name, opt)
-    assert ".SH EXIT STATUS" in page
+        for line, _ in docgen.EXAMPLES[path]:
+            assert docgen._roff(line) in page, (name, line)
+        assert ("\n.SH OUTPUT COLUMNS\n" in page) == (path in ("list", "stat"))
+    for column in ("ADDRESS", "SIZE", "NATTCH", "OWNER"):
+        assert f"\\fB{column}\\fR" in _page("shmctl-list")
+    assert "shmctl\\fR(2)" in main and "man 1 shmctl" in main
+
+
+def test_every_page_says_its_files_environment_and_relatives():
+    page = _page("shmctl-stat")
+    for path in ("/proc/sysvipc/shm", "/dev/shm", "/proc/PID/maps", "/proc/PID/map_files", "/proc/sys/kernel/shm*",
+                 "/sys/kernel/mm/hugepages", "/etc/sysctl.d/60\\-shmctl.conf", "/run/shmctl"):
+        assert f"\\fI{path}\\fR" in page, path
+    for see in ("ipcs", "ipcrm", "ipcmk", "lsipc", "lsfd", "shmget", "shmctl", "shm_open", "mmap", "proc",
+                "shmctl\\-list", "shmctl\\-limits\\-set"):
+        assert f"\\fB{see}\\fR(" in page, see
+
+
+def test_every_environment_variable_the_code_reads_is_documented():
+    """Whatever the code reads from the environment (os.environ, environ.get) has a line."""
+    docgen = _docgen()
+    documented = {name for names, _ in docgen.ENVIRONMENT for name in names.split(", ")}
+    read = set()
+    for folder, _dirs, files in os.walk(os.path.join(ROOT, "shmctl_cli")):
+        for file in files:
+            if file.endswith(".py"):
+                text = open(os.path.join(folder, file)).read()
+                read |= set(re.findall(r"environ(?:\.get\(|\[)\s*\"([A-Z_]+)\"", text))
+                read |= set(re.findall(r"\"([A-Z_]+)\" in os\.environ", text))
+    assert {"SHMCTL_LOCK_DIR", "SHMCTL_LOCK_TIMEOUT", "SHMCTL_SYSCTL_DIR", "SHMCTL_DEBUG", "XDG_RUNTIME_DIR",
+            "TMPDIR"} <= read
+    assert read <= documented, read - documented
+    assert {"NO_COLOR", "COLUMNS", "TZ"} <= documented
+
+
+def test_page_date_is_source_date_epoch_or_the_release_date(monkeypatch):
+    docgen = _docgen()
+    from shmctl_cli import __release_date__
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert docgen.page_date() == __release_date__ and re.fullmatch(r"\d{4}-\d\d-\d\d", __release_date__)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert docgen.page_date() == "2023-11-14"
+    assert '"2023-11-14"' in docgen.command_page("stat", dict(docgen.every_command())["stat"]).splitlines()[0]
+
+
+@pytest.mark.skipif(not shutil.which("groff"), reason="no groff (apt-get install groff-base)")
+@pytest.mark.parametrize("name", sorted(os.listdir(os.path.join(ROOT, "man"))))
+def test_groff_finds_nothing_to_warn_about(name):
+    r = subprocess.run(["groff", "-man", "-ww", "-z", os.path.join(ROOT, "man", name)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_pip_installs_the_man_pages_and_completions(tmp_path):
+    """pip install --prefix: every page into share/man/man1, each script where its shell looks."""
+    prefix = tmp_path / "prefix"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(prefix), ROOT],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    share = prefix / "share"
+    for name in os.listdir(os.path.join(ROOT, "man")):
+        assert (share / "man" / "man1" / name).read_text() == _page(name[:-2])
+    installed = {"completions/shmctl.bash": "bash-completion/completions/shmctl",
+                 "completions/_shmctl": "zsh/site-functions/_shmctl",
+                 "completions/shmctl.fish": "fish/vendor_completions.d/shmctl.fish"}
+    for source, target in installed.items():
+        assert (share / target).read_text() == open(os.path.join(ROOT, source)).read()
 
 
 def test_every_exit_code_and_address_form_is_in_help_man_and_readme():
@@ -67,27 +145,24 @@ def test_every_exit_code_and_address_form_is_in_help_man_and_readme():
 
 
 @pytest.mark.skipif(not shutil.which("man"), reason="no man")
-def test_man_page_renders():
-    r = subprocess.run(["man", "-l", os.path.join(ROOT, "man", "shmctl.1")], capture_output=True, text=True,
-                       env=dict(os.environ, MANWIDTH="100"))
-    assert r.returncode == 0 and "EXIT STATUS" in r.stdout and "mmap:@INODE" in r.stdout
+def test_man_pages_render():
+    for name, words in (("shmctl", ("EXIT STATUS", "mmap:@INODE", "shmctl-list(1)")),
+                        ("shmctl-limits-set", ("EXAMPLES", "shmmax=32G", "ENVIRONMENT"))):
+        r = subprocess.run(["man", "-l", os.path.join(ROOT, "man", f"{name}.1")], capture_output=True, text=True,
+                           env=dict(os.environ, MANWIDTH="100"))
+        assert r.returncode == 0 and all(w in r.stdout for w in words), r.stdout
 
 
-def complete(*words):
-    script = f"""
-source {os.path.join(ROOT, 'completions', 'shmctl.bash')}
-COMP_WORDS=(shmctl {' '.join(words)}); COMP_CWORD={len(words)}
-compopt() {{ :; }}
-_shmctl; printf '%s\\n' "${{COMPREPLY[@]}}"
-"""
-    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout.split()
-
-
-def test_bash_completion_works():
-    assert {"list", "stat"} <= set(complete(""))
-    assert "--kind" in complete("list", "--k")
-    assert complete("list", "--kind", "") == ["sysv", "posix", "mmap"]
-    assert "posix:" in complete("stat", "")
-    assert complete("limits", "") == ["hugepages", "recommend", "set"] + complete("limits", "-")
-    assert "shmmax=" in complete("limits", "set", "")
-    assert "--count" in complete("limits", "hugepages", "--")
+def test_docgen_check_fails_on_a_stale_or_stray_file(tmp_path, monkeypatch):
+    docgen = _docgen()
+    monkeypatch.setattr(docgen, "ROOT", str(tmp_path))
+    for folder in ("man", "completions"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "README.md").write_text(open(os.path.join(ROOT, "README.md")).read())
+    monkeypatch.setattr(docgen, "generated", lambda: {"man/shmctl.1": lambda: "page\n"})
+    assert docgen.main([]) == 0 and (tmp_path / "man" / "shmctl.1").read_text() == "page\n"
+    (tmp_path / "man" / "shmctl-gone.1").write_text("old")
+    assert docgen.main(["--check"]) == 1
+    (tmp_path / "man" / "shmctl-gone.1").unlink()
+    (tmp_path / "man" / "shmctl.1").write_text("edited by hand")
+    assert docgen.main(["--check"]) == 1

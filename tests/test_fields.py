@@ -3,7 +3,8 @@ fields.FIELDS, in the orders scripts know. Pure: fake segments, no kernel."""
 from shmctl_cli import fields, render
 from shmctl_cli.model import Segment
 
-JSON_KEYS = ["address", "kind", "id", "key", "name", "owner", "uid", "gid", "cuid", "cgid", "mode", "perms", "size",
+JSON_KEYS = ["address", "kind", "id", "key", "key_hex", "name", "owner", "group", "uid", "gid", "cuid", "cgid", "cuser",
+             "cgroup", "perms", "mode", "size",
              "rss", "swap", "nattch", "nattch_exact", "cpid", "lpid", "atime", "dtime", "ctime", "mtime", "status",
              "hugetlb", "orphan", "orphan_certain", "backing", "device", "namespace", "container"]
 
@@ -17,12 +18,12 @@ def test_json_keys_and_stat_lines_keep_their_order():
                    swap=0, nattch=0, cpid=1, lpid=1, ctime=1, orphan="creator gone")
     posix = Segment("posix", "posix:/x", 12, name="/x", mode=0o600, uid=0, gid=0, size=4096, rss=4096)
     data = render.segment_dict(sysv, _style())
-    assert list(data) == JSON_KEYS and data["mode"] == 0o640 and data["perms"] == "rw-r-----"
+    assert list(data) == JSON_KEYS and data["perms"] == "0640" and data["mode"] == "rw-r-----"
     assert [k for k, _ in render.detail_fields(sysv, _style())] == [
-        "address", "kind", "key", "shmid", "owner", "creator", "perms", "size", "rss", "swap", "nattch", "cpid",
+        "address", "kind", "key", "shmid", "owner", "group", "creator", "perms", "size", "rss", "swap", "nattch", "cpid",
         "lpid", "atime", "dtime", "ctime", "status", "orphan"]
     assert [k for k, _ in render.detail_fields(posix, _style())] == [
-        "address", "kind", "name", "inode", "owner", "perms", "size", "allocated", "nattch", "atime", "mtime",
+        "address", "kind", "name", "inode", "owner", "group", "perms", "size", "allocated", "nattch", "atime", "mtime",
         "ctime", "status"]
 
 

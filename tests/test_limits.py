@@ -118,7 +118,7 @@ def test_values_set_by_sysctl_show_in_every_form(sysctls):
     assert plain["shmall_bytes"][1] == str(2 << 30) and plain["shmmni"][1] == "1000"
     assert plain["shm_rmid_forced"][1] == "1"
     human = ANSI.sub("", on_terminal("limits"))
-    assert "SysV limits" in human and " 1G " in human and " 2G " in human and "1073741824" not in human
+    assert "SysV limits" in human and " 1GiB " in human and " 2GiB " in human and "1073741824" not in human
     assert "1073741824" in ANSI.sub("", on_terminal("limits", "--bytes"))
 
 
@@ -238,7 +238,7 @@ def test_terminal_shows_sections_and_human_sizes():
     for title in ("SysV limits (IPC namespace ipc:[", "/dev/shm", "memory"):
         assert title in screen
     if os.path.isdir("/sys/kernel/mm/hugepages"):
-        assert "huge page pools" in screen and "2M" in screen
+        assert "huge page pools" in screen and "2MiB" in screen
 
 
 # --- set: refusals change nothing ---
@@ -263,8 +263,8 @@ REFUSALS = [
     ([], 2, "shmctl: limits set: nothing to set (give NAME=VALUE, e.g. shmmax=32G)\n"),
     (["--persist"], 2, "shmctl: limits set: nothing to set (give NAME=VALUE, e.g. shmmax=32G)\n"),
     pytest.param(["shmmax=1G", "--persist", "/nonexistent/dir/x.conf"], 2,
-                 "shmctl: cannot persist to /nonexistent/dir/x.conf: no directory /nonexistent/dir (give a file in an "
-                 "existing directory)\n", marks=needs_isolation),
+                 "shmctl: cannot persist to /nonexistent/dir/x.conf: /nonexistent/dir: no such file or directory "
+                 "(give a file in an existing directory)\n", marks=needs_isolation),
     pytest.param(["shmmax=1G", "--persist", "/dev/null"], 5,
                  "shmctl: cannot persist to /dev/null: not a regular file (give a file such as "
                  "/etc/sysctl.d/60-shmctl.conf)\n", marks=needs_isolation),

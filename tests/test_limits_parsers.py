@@ -170,6 +170,6 @@ def test_pool_arithmetic_and_shortfall_message():
     assert result.got == 6 and result.short
     err = shortfall_error(result)
     assert err.exit_code == Exit.LIMIT
-    assert str(err) == ("2M huge pages: got 6 of 8: the kernel found no more free contiguous memory (fragmentation) "
+    assert str(err) == ("2MiB huge pages: got 6 of 8: the kernel found no more free contiguous memory (fragmentation) "
                         "(compact memory with `echo 1 > /proc/sys/vm/compact_memory` and try again, or reserve them "
                         "at boot: hugepagesz=2M hugepages=8 on the kernel command line)")

@@ -13,9 +13,9 @@ COLOUR = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:3[0-7]|9[0-7]|38;[25])[;m]")
 def test_sysv_agrees_with_the_holder_ipcs_and_lsipc(hold, unique):
     h = hold({"kind": "sysv", "key": unique.key, "size": 10000, "mode": 0o640, "touch": 5000, "fork": True})
     info = h.objects[0]
-    ours = listed("-p")[f"sysv:{info['shmid']}"]
+    ours = listed("--output-all")[f"sysv:{info['shmid']}"]
     assert ours["key"] == unique.key and ours["id"] == info["shmid"] and ours["kind"] == "sysv"
-    assert ours["size"] == 10000 and ours["mode"] == 0o640 and ours["perms"] == "rw-r-----"
+    assert ours["size"] == 10000 and ours["perms"] == "0640" and ours["mode"] == "rw-r-----"
     assert ours["owner"] == "root" and ours["uid"] == 0 and ours["cuid"] == 0
     assert ours["nattch"] == 2 and ours["cpid"] == h.pid
     assert pids_of(ours) == {h.pid, info["child"]}
@@ -24,22 +24,22 @@ def test_sysv_agrees_with_the_holder_ipcs_and_lsipc(hold, unique):
 
     ipcs = ipcs_m()[info["shmid"]]
     assert (ipcs["key"], ipcs["owner"], ipcs["perms"], ipcs["size"], ipcs["nattch"]) == (
-        ours["key"], ours["owner"], ours["mode"], ours["size"], ours["nattch"])
+        ours["key"], ours["owner"], int(ours["perms"], 8), ours["size"], ours["nattch"])
     assert (ipcs["cpid"], ipcs["lpid"]) == (ours["cpid"], ours["lpid"])
     lsipc = lsipc_m()[info["shmid"]]
     assert int(lsipc["key"], 16) == ours["key"] and lsipc["owner"] == ours["owner"]
-    assert int(lsipc["perms"], 8) == ours["mode"] and int(lsipc["size"]) == ours["size"]
+    assert int(lsipc["perms"], 8) == int(ours["perms"], 8) and int(lsipc["size"]) == ours["size"]
     assert int(lsipc["nattch"]) == ours["nattch"]
     assert (int(lsipc["cpid"]), int(lsipc["lpid"])) == (ours["cpid"], ours["lpid"])
 
 
 def test_posix_object(hold, unique):
     h = hold({"kind": "posix", "name": unique.name, "size": 10000, "touch": 4096, "mode": 0o644, "fork": True})
-    ours = listed("-p")[f"posix:/{unique.name}"]
+    ours = listed("--output-all")[f"posix:/{unique.name}"]
     st = os.stat(f"/dev/shm/{unique.name}")
     assert ours["name"] == f"/{unique.name}" and ours["id"] == st.st_ino
     assert ours["size"] == 10000 and ours["rss"] == st.st_blocks * 512 == 4096
-    assert ours["mode"] == 0o644 and ours["owner"] == "root"
+    assert ours["perms"] == "0644" and ours["owner"] == "root"
     assert ours["nattch"] == 2 and pids_of(ours) == {h.pid, h.objects[0]["child"]}
     assert all(p["perms"] == "rw-s" for p in ours["processes"])
 
@@ -48,7 +48,7 @@ def test_anonymous_and_memfd_mappings(hold, unique):
     h = hold({"kind": "anon", "size": 8192, "touch": 100}, {"kind": "memfd", "name": unique.name, "size": 12288,
                                                            "touch": 5000})
     anon, memfd = h.objects
-    segments = listed("--kind", "mmap", "-p")
+    segments = listed("--kind", "mmap", "--output-all")
     a = segments[f"mmap:@{anon['inode']}"]
     assert a["backing"] == "anonymous" and a["name"] == "anonymous" and a["size"] == 8192
     assert pids_of(a) == {h.pid} and a["nattch"] == 1
@@ -207,7 +207,7 @@ def test_terminal_table_human_sizes_and_no_color(hold, unique):
 
 def test_dest_segment_loses_its_key(hold, unique):
     h = hold({"kind": "sysv", "key": unique.key, "size": 4096, "rmid": True})
-    seg = listed("-p")[f"sysv:{h.objects[0]['shmid']}"]
+    seg = listed("--output-all")[f"sysv:{h.objects[0]['shmid']}"]
     assert seg["status"] == ["dest"] and seg["key"] == 0 and pids_of(seg) == {h.pid}
     assert ipcs_m()[h.objects[0]["shmid"]]["status"] == ["dest"]
 
@@ -258,7 +258,7 @@ print("ready", flush=True); sys.stdin.read()
 """], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "ready"
-        seg = listed("-p")[f"sysv:{shmid}"]
+        seg = listed("--output-all")[f"sysv:{shmid}"]
         assert seg["nattch"] == 0 and pids_of(seg) == set()
     finally:
         other.stdin.close()
@@ -288,7 +288,7 @@ def test_every_column_of_every_kind_renders(hold, unique, tmp_path):
         assert len({len(row) for row in rows}) == 1, args  # every row has every column, no empty cell
     for name in COLUMNS:
         assert run("list", "-o", name, "--sort", name).code == 0, name
-    data = run("list", "--json", "-p", "--all").json()
+    data = run("list", "--json", "--output-all", "--all").json()
     assert {s["kind"] for s in data["segments"]} == {"sysv", "posix", "mmap"}
     screen = ANSI.sub("", on_terminal("list", "--output-all", columns=400))
     assert "PROCESSES" in screen and "internal error" not in screen

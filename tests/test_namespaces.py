@@ -146,7 +146,7 @@ def test_a_real_podman_container_is_listed_with_its_container(podman_container):
     container's IPC namespace) and its /dev/shm object, with CONTAINER podman:ID12."""
     pid, container_id = podman_container
     label = f"podman:{container_id[:12]}"
-    data = _list("-A", "-p")
+    data = _list("-A", "--output-all")
     ours = [s for s in data["segments"] if s["container"] == label and s["kind"] in ("sysv", "posix")]
     by_kind = {s["kind"]: s for s in ours}
     assert by_kind["sysv"]["id"] == podman_container.shmid and by_kind["sysv"]["address"].startswith("sysv@ipc:")

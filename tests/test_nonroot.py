@@ -21,7 +21,7 @@ def test_list_says_what_it_could_not_see(hold, unique, as_nobody):
     assert r.code == 0 and "Traceback" not in r.err
     assert f"sysv:{h.objects[0]['shmid']}" in r.out  # /proc/sysvipc/shm shows every segment
     assert f"posix:/{unique.name}" in r.out
-    assert "processes not visible; run as root to see them" in r.err
+    assert "not visible; run as root to see them" in r.err
     assert len([line for line in r.err.splitlines() if "not visible" in line]) == 1
     data = as_nobody("list", "--json").json()
     assert data["hidden_processes"] > 0

@@ -11,7 +11,7 @@ pytestmark = needs_isolation
 
 
 def hidden_processes() -> int:
-    return run("list", "--json", "-p").json()["hidden_processes"]
+    return run("list", "--json", "--output-all").json()["hidden_processes"]
 
 
 @pytest.fixture(autouse=True)

@@ -86,7 +86,7 @@ def test_a_second_sparse_object_that_would_overcommit_is_refused(tmpfs):
     assert os.listdir(top) == ["a"]
     plan = run("create", f"mmap:{top}/b", "--size", "40M", "--dry-run", "--overcommit")
     assert plan.code == 0 and plan.out.splitlines()[0] == (
-        f"{top}: 64M free, 40M promised to sparse objects, 40M needed: overcommitted")
+        f"{top}: 64MiB free, 40MiB promised to sparse objects, 40MiB needed: overcommitted")
     made = run("create", f"mmap:{top}/b", "--size", "40M", "--overcommit")
     forced = run("create", f"mmap:{top}/c", "--size", "1M", "--force")
     assert (made.code, forced.code) == (0, 0) and sorted(os.listdir(top)) == ["a", "b", "c"]
@@ -134,10 +134,10 @@ def test_a_full_file_is_not_a_promise(tmpfs):
     top = tmpfs("64m")
     filled(f"{top}/full", 40 * M)
     plan = run("create", f"mmap:{top}/b", "--size", "20M", "--dry-run")
-    assert plan.code == 0 and plan.out.splitlines()[0] == f"{top}: 24M free, 0B promised to sparse objects, 20M needed"
+    assert plan.code == 0 and plan.out.splitlines()[0] == f"{top}: 24MiB free, 0B promised to sparse objects, 20MiB needed"
     r = run("create", f"mmap:{top}/b", "--size", "30M")
     assert r.code == 6
-    refusal(r.err, f"mmap:{top}/b", f"{top} has only 24M free, 30M needed")
+    refusal(r.err, f"mmap:{top}/b", f"{top} has only 24MiB free, 30MiB needed")
     assert run("create", f"mmap:{top}/b", "--size", "24M").code == 0  # exactly fits
 
 
@@ -157,7 +157,7 @@ def test_an_unlimited_tmpfs_has_no_free_space_to_check(tmpfs):
     """tmpfs size=0 (and hugetlbfs without size=) report 0 blocks: no limit, not 0 bytes free."""
     top = tmpfs("0")
     plan = run("create", f"mmap:{top}/big", "--size", "1T", "--dry-run")
-    assert plan.code == 0 and plan.out.splitlines()[0] == f"{top}: no size limit, 1T needed"
+    assert plan.code == 0 and plan.out.splitlines()[0] == f"{top}: no size limit, 1TiB needed"
     assert run("create", f"mmap:{top}/big", "--size", "1T").code == 0 and os.stat(f"{top}/big").st_size == 1 << 40
 
 
@@ -184,7 +184,7 @@ def test_hard_links_do_not_multiply_a_promise(tmpfs):
     for i in range(5):
         subprocess.run([*as_user(), "ln", f"{top}/n/one", f"{top}/n/link{i}"], check=True)
     plan = run("create", f"mmap:{top}/mine", "--size", "40M", "--dry-run")
-    assert plan.code == 0 and plan.out.splitlines()[0] == f"{top}: 64M free, 20M promised to sparse objects, 40M needed"
+    assert plan.code == 0 and plan.out.splitlines()[0] == f"{top}: 64MiB free, 20MiB promised to sparse objects, 40MiB needed"
 
 
 def test_symlinks_fifos_and_other_mounts_do_not_lead_the_walk(tmpfs, tmp_path):
@@ -202,7 +202,7 @@ def test_symlinks_fifos_and_other_mounts_do_not_lead_the_walk(tmpfs, tmp_path):
     mount_tmpfs(f"{top}/inner", "2g")  # unmounted with the outer one (umount -R)
     sparse(f"{top}/inner/huge", 1536 * M)
     r = run("create", f"mmap:{top}/mine", "--size", "60M", "--dry-run", timeout=20)
-    assert r.code == 0 and r.out.splitlines()[0] == f"{top}: 64M free, 0B promised to sparse objects, 60M needed"
+    assert r.code == 0 and r.out.splitlines()[0] == f"{top}: 64MiB free, 0B promised to sparse objects, 60MiB needed"
     inner = run("create", f"mmap:{top}/inner/seg", "--size", "1G", "--dry-run", timeout=20)
     assert inner.code == 6
     refusal(inner.err, f"mmap:{top}/inner/seg", overcommitted(f"{top}/inner", 2 << 30, 1536 * M, 1 << 30))
@@ -218,7 +218,7 @@ def test_a_walk_that_cannot_see_everything_says_at_least(tmpfs):
     sparse(os.path.join(deep, "promise"), 30 * M, uid="nobody")
     plan = run("create", f"mmap:{top}/mine", "--size", "40M", "--dry-run")
     assert plan.code == 0 and plan.out.splitlines()[0] == (
-        f"{top}: 64M free, 0B promised to sparse objects (at least: not every directory could be walked), 40M needed")
+        f"{top}: 64MiB free, 0B promised to sparse objects (at least: not every directory could be walked), 40MiB needed")
     closed = os.path.join(top, "closed")
     os.mkdir(closed, 0o700)
     sparse(os.path.join(closed, "promise"), 10 * M)
@@ -250,7 +250,7 @@ def test_write_grow_counts_the_growth_and_what_stays_sparse(tmpfs):
     refusal(r.err, address, overcommitted(top, 56 * M, 40 * M, 20 * M), GROW_HINT)
     assert os.stat(f"{top}/seg").st_size == 8 * M
     plan = run("write", address, "--grow", "--offset", "8M", "--fill", "0x41", "--length", "16M", "--dry-run")
-    assert plan.code == 0 and plan.out.splitlines()[0] == f"{top}: 56M free, 40M promised to sparse objects, 16M needed"
+    assert plan.code == 0 and plan.out.splitlines()[0] == f"{top}: 56MiB free, 40MiB promised to sparse objects, 16MiB needed"
     assert run("write", address, "--grow", "--offset", "8M", "--fill", "0x41", "--length", "16M").code == 0
     st = os.stat(f"{top}/seg")
     assert st.st_size == 24 * M and st.st_blocks * 512 == 24 * M and free(top) == 40 * M
@@ -262,7 +262,7 @@ def test_write_grow_counts_the_growth_and_what_stays_sparse(tmpfs):
     plan = run("create", f"mmap:{top}/next", "--size", "4K", "--dry-run", "--overcommit")
     hole = (30 * M + 1) - (24 * M + PAGE)  # the page with the byte is allocated, the rest stays promised
     assert plan.out.splitlines()[0] == (f"{top}: {format_size(40 * M - PAGE)} free, {format_size(40 * M + hole)} "
-                                        f"promised to sparse objects, 4K needed: overcommitted")
+                                        f"promised to sparse objects, 4KiB needed: overcommitted")
 
 
 # --- POSIX objects in the session's /dev/shm, sizes from its statvfs ---
@@ -334,7 +334,7 @@ def test_attach_lock_on_a_full_tmpfs_names_the_space_not_memlock(tmpfs):
     assert run("create", f"mmap:{top}/seg", "--size", "4M", "--overcommit").code == 0
     r = run("attach", f"mmap:{top}/seg", "--lock", "--for", "0", timeout=30)
     assert r.code == 6 and r.err == (f"shmctl: attach mmap:{top}/seg --lock: no space to populate its pages: {top} has "
-                                     f"1M free, 4M needed ({LOCK_HINT})\n")
+                                     f"1MiB free, 4MiB needed ({LOCK_HINT})\n")
     assert "RLIMIT_MEMLOCK" not in r.err
     assert os.stat(f"{top}/seg").st_blocks == 0 and free(top) == 1 * M  # refused before mlock filled the tmpfs
 
@@ -346,7 +346,7 @@ def test_attach_lock_when_another_file_took_the_space(tmpfs):
     assert run("create", f"mmap:{top}/seg", "--size", "64K", "--overcommit").code == 0
     r = run("attach", f"mmap:{top}/seg", "--readonly", "--lock", "--for", "0", timeout=30)
     assert r.code == 6 and r.err == (f"shmctl: attach mmap:{top}/seg --lock: no space to populate its pages: {top} has "
-                                     f"16K free, 64K needed ({LOCK_HINT})\n")
+                                     f"16KiB free, 64KiB needed ({LOCK_HINT})\n")
     small = run("attach", f"mmap:{top}/hog", "--lock", "--for", "0", timeout=30)  # all its pages exist
     assert small.code == 0, small
 

@@ -283,7 +283,7 @@ def test_mmap_paths_memfd_and_comm(planted, token, public_dir):
     from shmctl_cli.address import printable, unescape
     directory, specs = held_specs(token, public_dir[0])
     attacker = planted("nobody", specs, argv_tail=["\x1b[2J\nforged argv"], base=public_dir)
-    code, out, err = shmctl("list", "-k", "mmap", "-p", "--json")
+    code, out, err = shmctl("list", "-k", "mmap", "--output-all", "--json")
     assert code == 0, err
     assert_clean(out)
     mine = {s["id"]: s for s in json.loads(out)["segments"] if s["id"] in attacker.inodes.values()}

@@ -263,7 +263,7 @@ def test_a_missing_directory_is_not_a_missing_segment(public, segment):
     address, _ = segment()
     out = os.path.join(public, "no", "such")
     r = run("read", address, "-o", out)
-    assert (r.code, r.err) == (1, f"shmctl: open {os.path.dirname(out)}: No such file or directory\n")
+    assert (r.code, r.err) == (2, f"shmctl: open {os.path.dirname(out)}: no such file or directory\n")
 
 
 def test_a_full_disk_leaves_the_old_file_and_no_temp(public, segment):
@@ -273,7 +273,7 @@ def test_a_full_disk_leaves_the_old_file_and_no_temp(public, segment):
     with open(mine, "wb") as f:
         f.write(b"old")
     r = run("read", address, "-o", mine, "--force", prefix=["prlimit", "--fsize=65536"])
-    assert (r.code, r.err) == (1, f"shmctl: write {mine}: File too large\n")
+    assert (r.code, r.err) == (1, f"shmctl: write {mine}: file too large\n")
     assert contents(mine) == b"old" and os.listdir(public) == ["out.bin"]
 
 

@@ -25,7 +25,7 @@ def test_sysv_by_id_key_and_ftok(hold, unique, tmp_path):
     by_id = stat_json(f"sysv:{shmid}")
     assert stat_json(f"sysv:key={unique.key:#x}") == by_id or stat_json(f"sysv:key={unique.key:#x}")["id"] == shmid
     assert stat_json(f"sysv:key={unique.key}")["id"] == shmid
-    assert by_id["size"] == 10000 and by_id["mode"] == 0o640 and by_id["nattch"] == 2
+    assert by_id["size"] == 10000 and by_id["perms"] == "0640" and by_id["nattch"] == 2
     assert by_id["ctime"][:4].isdigit() and by_id["ctime"][-6] in "+-"
     pids = {p["pid"] for p in by_id["processes"]}
     assert pids == {h.pid, h.objects[0]["child"]}

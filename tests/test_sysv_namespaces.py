@@ -191,14 +191,14 @@ def test_attached_then_moved_counts_where_it_attached(child, views, key_c):
 
 def test_moved_holder_is_listed_and_named_by_rm(child):
     a, m = _moved(child)
-    r = run("--ns", a.pid, "list", "-m", "-p", "--json")
+    r = run("--ns", a.pid, "list", "-m", "--output-all", "--json")
     assert r.code == 0, r
     rows = [s for s in r.json()["segments"] if s["id"] == 0] if isinstance(r.json(), dict) else \
         [s for s in r.json() if s["id"] == 0]
     assert [p["pid"] for p in rows[0]["processes"]] == [m.pid]
     r = run("--ns", a.pid, "rm", "--dry-run", "sysv:0")
     assert r.code == 5 and f"pid {m.pid} (python" in r.err and "not visible" not in r.err, r
-    r = run("--ns", m.pid, "list", "-m", "-p", "--json")  # C's own 0: not attached by M
+    r = run("--ns", m.pid, "list", "-m", "--output-all", "--json")  # C's own 0: not attached by M
     rows = [s for s in (r.json()["segments"] if isinstance(r.json(), dict) else r.json()) if s["id"] == 0]
     assert rows[0]["nattch"] == 0 and not rows[0]["processes"]
 

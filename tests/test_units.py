@@ -38,8 +38,8 @@ def test_sizes_in_bytes_round_trip(n):
     assert parse_size(format_size(n, exact=True)) == n
 
 
-@pytest.mark.parametrize("n,text", [(None, "-"), (0, "0B"), (10, "10B"), (1024, "1K"), (1536, "1.5K"),
-                                    (1 << 20, "1M"), (3 << 29, "1.5G"), (4095, "4K")])
+@pytest.mark.parametrize("n,text", [(None, "-"), (0, "0B"), (10, "10B"), (1024, "1KiB"), (1536, "1.5KiB"),
+                                    (1 << 20, "1MiB"), (3 << 29, "1.5GiB"), (4095, "4KiB")])
 def test_format_size(n, text):
     assert format_size(n) == text
 

@@ -1,12 +1,16 @@
-"""Generate man/shmctl.1, completions/ and README.md's generated blocks from the click tree,
+"""Generate man/ (shmctl.1 and one page per command and subcommand), completions/ and
+README.md's generated blocks from the click tree, cli/examples.py, fields.COLUMNS,
 errors.Exit and address.FORMS. A development tool, not part of the installed package:
 
     python tools/docgen.py [--check]
 
---check regenerates in memory and exits 1 if a checked-in file differs (tests run it).
+--check regenerates in memory and exits 1 if a checked-in file differs, or if a file in man/
+or completions/ is no longer generated (tests run it). The pages' date is SOURCE_DATE_EPOCH
+(UTC) when it is set, else shmctl_cli.__release_date__: the same on every run.
 """
 from __future__ import annotations
 
+import datetime
 import inspect
 import os
 import re
@@ -19,10 +23,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script from anywhere: the package of this checkout
     sys.path.insert(0, ROOT)
 
-from shmctl_cli import KINDS, __version__  # noqa: E402
+from shmctl_cli import __release_date__, __version__  # noqa: E402
 from shmctl_cli.address import FORMS  # noqa: E402
 from shmctl_cli.cli import all_commands, cli  # noqa: E402
+from shmctl_cli.cli.completion import SHELLS, script  # noqa: E402
+from shmctl_cli.cli.examples import EXAMPLES  # noqa: E402
 from shmctl_cli.errors import Exit  # noqa: E402
+from shmctl_cli.fields import COLUMNS  # noqa: E402
 
 TOOL = "python tools/docgen.py"
 
@@ -33,6 +40,7 @@ def exit_codes() -> List[Tuple[str, str]]:
 
 def _roff(text: str) -> str:
     text = text.replace("\\", "\\e").replace("-", "\\-")
+    text = "".join(c if ord(c) < 128 else f"\\[u{ord(c):04X}]" for c in text)  # groff reads ASCII
     return "\n".join(("\\&" + line) if line.startswith((".", "'")) else line for line in text.splitlines())
 
 
@@ -77,199 +85,164 @@ def _option_line(param: click.Option) -> Tuple[str, str]:
 
 def _usage_args(command: click.Command) -> str:
     args = [p for p in command.params if isinstance(p, click.Argument)]
-    return " ".join(p.human_readable_name.upper() + ("..." if p.nargs == -1 else "") for p in args)
+    return " ".join(p.metavar or (p.human_readable_name.upper() + ("..." if p.nargs == -1 else "")) for p in args)
 
 
-def man_page() -> str:
-    out = [f'.TH SHMCTL 1 "" "shmctl {__version__}" "User Commands"', ".SH NAME",
-           "shmctl \\- see, create, fill, hold and remove Linux shared memory (SysV, POSIX, mmap)",
-           ".SH SYNOPSIS", ".B shmctl",
-           "[\\fB\\-\\-version\\fR] [\\fB\\-\\-help\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]...",
-           ".SH DESCRIPTION", _paragraphs(cli.help), ".SH ADDRESSES"]
-    for form, meaning in FORMS:
-        out += [".TP", f"\\fB{_roff(form)}\\fR", _roff(meaning)]
+def page_date() -> str:
+    """SOURCE_DATE_EPOCH (reproducible builds) as a UTC date, else the release date."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isascii() and epoch.isdigit():
+        return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%d")
+    return __release_date__
+
+
+def page_name(path: str) -> str:
+    """`shmctl-limits-set` for "limits set", `shmctl` for ""."""
+    return "-".join(["shmctl", *path.split()])
+
+
+def _bold(text: str) -> str:
+    return f"\\fB{_roff(text)}\\fR"
+
+
+def _tagged(rows: List[Tuple[str, str]]) -> List[str]:
+    out = []
+    for tag, text in rows:
+        out += [".TP", tag, _roff(" ".join(text.split()))]
+    return out
+
+
+def _options(command: click.Command) -> List[str]:
+    rows = []
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            names, text = _option_line(param)
+            if isinstance(param.type, click.Choice):
+                text += f" One of: {', '.join(map(str, param.type.choices))}."
+            rows.append((_bold(names), text))
+    rows.append((_bold("-h, --help"), "Show the help, with examples, and exit."))
+    return _tagged(rows)
+
+
+def _synopsis(path: str, command: click.Command) -> List[str]:
+    words = f"shmctl {path}".strip()
+    args = _usage_args(command)
+    if isinstance(command, click.Group):
+        args = "[COMMAND] [ARGS]..."
+    return [".SH SYNOPSIS", f".B {_roff(words)}", f"[\\fIOPTIONS\\fR] {_roff(args)}".rstrip()]
+
+
+# Every variable shmctl reads (a test greps the code for os.environ and checks each is here).
+ENVIRONMENT = [
+    ("COLUMNS", "The width tables fit into, as util-linux reads it; else the terminal's real width."),
+    ("NO_COLOR", "Set to anything: no colour on a terminal."),
+    ("TZ", "The time zone of text times (--time-format); JSON times carry their UTC offset."),
+    ("SHMCTL_DEBUG", "Set to anything: an internal error shows its traceback."),
+    ("SHMCTL_LOCK_DIR", "The directory of write's locks (default /run/shmctl for root, "
+                        "$XDG_RUNTIME_DIR/shmctl or $TMPDIR/shmctl-UID for others); it must be the user's own, "
+                        "mode 0700."),
+    ("SHMCTL_LOCK_TIMEOUT", "Seconds a write waits for another shmctl write to the same segment (default 30); "
+                            "then exit 5."),
+    ("SHMCTL_SYSCTL_DIR", "The directory limits --persist writes 60-shmctl.conf to (default /etc/sysctl.d)."),
+    ("XDG_RUNTIME_DIR", "Where a non-root user's write locks live, when it is a directory of theirs, mode 0700."),
+    ("TMPDIR", "Where a non-root user's write locks live otherwise (default /tmp)."),
+    ("SHMCTL_ADDRESS", "Set by attach for COMMAND: the address of the segment held."),
+    ("_SHMCTL_COMPLETE, COMP_WORDS, COMP_CWORD", "Set by the completion scripts (shmctl completion) when the "
+                                                 "shell asks shmctl for the words it may complete."),
+]
+
+FILES_USED = [
+    ("/proc/sysvipc/shm", "Every SysV segment of the IPC namespace, whatever its mode."),
+    ("/dev/shm", "POSIX shared-memory objects (a tmpfs per mount namespace); sem.* are semaphores."),
+    ("/proc/PID/maps", "Each process's mappings: who has a segment attached, and the mmap segments."),
+    ("/proc/PID/map_files", "Anonymous and memfd segments, opened through a mapping (root)."),
+    ("/proc/sys/kernel/shm*", "shmmax, shmall, shmmni and shm_rmid_forced of the IPC namespace."),
+    ("/sys/kernel/mm/hugepages", "The huge page pools, one directory per page size."),
+    ("/etc/sysctl.d/60-shmctl.conf", "What limits set --persist and limits hugepages --persist write."),
+    ("/run/shmctl", "root's write locks (see SHMCTL_LOCK_DIR)."),
+]
+
+SEE_ALSO = ["ipcs(1)", "ipcrm(1)", "ipcmk(1)", "lsipc(1)", "lsfd(1)", "shmget(2)", "shmctl(2)", "shm_open(3)",
+            "mmap(2)", "proc(5)"]
+
+
+def _reference(name: str) -> str:
+    page, section = name[:-1].split("(")
+    return f"\\fB{_roff(page)}\\fR({section})"
+
+
+def _see_also(path: str) -> List[str]:
+    ours = [f"{page_name(p)}(1)" for p in ["", *[p for p, _ in every_command()]] if p != path]
+    return [".SH SEE ALSO", ",\n".join(_reference(n) for n in ours + SEE_ALSO)]
+
+
+def _examples(path: str) -> List[str]:
+    out = [".SH EXAMPLES"]
+    for line, why in EXAMPLES.get(path, []):
+        out += [".PP", _roff(why), ".PP", ".RS", ".EX" if False else ".nf", f"\\fB{_roff(line)}\\fR", ".fi", ".RE"]
+    return out
+
+
+def _common_sections(path: str) -> List[str]:
+    out = [".SH EXIT STATUS"] + _tagged([(_bold(code), meaning) for code, meaning in exit_codes()])
+    out += [".SH ENVIRONMENT"] + _tagged([(_bold(name), text) for name, text in ENVIRONMENT])
+    out += [".SH FILES"] + _tagged([(f"\\fI{_roff(name)}\\fR", text) for name, text in FILES_USED])
+    return out + _examples(path) + _see_also(path)
+
+
+def _head(path: str, summary: str) -> List[str]:
+    name = page_name(path)
+    return [f'.TH {name.upper()} 1 "{page_date()}" "shmctl {__version__}" "User Commands"',
+            ".SH NAME", f"{_roff(name)} \\- {_roff(summary)}"]
+
+
+def _short(command: click.Command) -> str:
+    return command.get_short_help_str(200).rstrip(".")
+
+
+def main_page() -> str:
+    out = _head("", "see, create, fill, hold and remove Linux shared memory (SysV, POSIX, mmap)")
+    out += _synopsis("", cli) + [".SH DESCRIPTION", _paragraphs(cli.help), ".PP",
+                                 "This page is \\fBshmctl\\fR(1), the command; \\fBshmctl\\fR(2) is the system "
+                                 "call. \\fBman 1 shmctl\\fR shows this page.", ".SH OPTIONS"] + _options(cli)
     out.append(".SH COMMANDS")
     for path, command in every_command():
-        words = f"shmctl {path} [OPTIONS] {_usage_args(command)}".rstrip()
-        if isinstance(command, click.Group):
-            words = f"shmctl {path} [OPTIONS] [COMMAND]"
-        out += [f".SS {words}", _paragraphs(command.help)]
-        for param in command.params:
-            if isinstance(param, click.Option) and not param.hidden:
-                names, text = _option_line(param)
-                if isinstance(param.type, click.Choice):
-                    text += f" One of: {', '.join(param.type.choices)}."
-                out += [".TP", f"\\fB{_roff(names)}\\fR", _roff(text)]
-    out.append(".SH EXIT STATUS")
-    for code, meaning in exit_codes():
-        out += [".TP", f"\\fB{code}\\fR", _roff(meaning)]
-    out += [".SH ENVIRONMENT", ".TP", "\\fBNO_COLOR\\fR", "Set to anything: no colour on a terminal.",
-            ".TP", "\\fBSHMCTL_DEBUG\\fR", "Set to anything: an internal error shows its traceback.",
-            ".SH SEE ALSO",
-            "\\fBipcs\\fR(1), \\fBipcrm\\fR(1), \\fBipcmk\\fR(1), \\fBlsipc\\fR(1), \\fBshmget\\fR(2),",
-            "\\fBshm_open\\fR(3), \\fBmmap\\fR(2), \\fBproc\\fR(5)"]
-    return "\n".join(out) + "\n"
+        out += [".TP", _bold(f"shmctl {path}"), _roff(_short(command) + f". See {page_name(path)}(1).")]
+    out.append(".SH ADDRESSES")
+    out += _tagged([(_bold(form), meaning) for form, meaning in FORMS])
+    return "\n".join(out + _common_sections("")) + "\n"
 
 
-def _command_options(command: click.Command) -> Tuple[List[str], Dict[str, List[str]]]:
-    """Every option spelling, and the choices of options that take one of a set."""
-    options, choices = ["--help"], {}
-    for param in command.params:
-        if isinstance(param, click.Option):
-            options += _option_names(param)
-            if isinstance(param.type, click.Choice):
-                for opt in param.opts:
-                    choices[opt] = list(param.type.choices)
-    return options, choices
+def _columns() -> List[str]:
+    return [".SH OUTPUT COLUMNS"] + _tagged([(_bold(name), column.help or "") for name, column in COLUMNS.items()])
 
 
-ADDRESS_PREFIXES = [f"{kind}:" for kind in KINDS] + ["sysv:key=", "sysv:ftok="]
-SYSCTL_WORDS = ["shmmax=", "shmall=", "shmmni=", "shm_rmid_forced="]
+def command_page(path: str, command: click.Command) -> str:
+    out = _head(path, _short(command)) + _synopsis(path, command)
+    out += [".SH DESCRIPTION", _paragraphs(command.help)]
+    subs = subcommands(command)
+    if subs:
+        out.append(".SH COMMANDS")
+        out += _tagged([(_bold(f"shmctl {path} {sub}"), _short(c) + f". See {page_name(f'{path} {sub}')}(1).")
+                        for sub, c in subs])
+    out += [".SH OPTIONS"] + _options(command)
+    if path in ("list", "stat"):
+        out += _columns()
+    return "\n".join(out + _common_sections(path)) + "\n"
 
 
-def positional_words(path: str, command: click.Command) -> List[str]:
-    """What a bare word completes to: addresses, sysctl assignments, or nothing known."""
-    if path == "limits set":
-        return SYSCTL_WORDS
-    names = [p.name for p in command.params if isinstance(p, click.Argument)]
-    return ADDRESS_PREFIXES if any(n and "address" in n for n in names) else []
+def man_pages() -> Dict[str, Callable[[], str]]:
+    pages: Dict[str, Callable[[], str]] = {"man/shmctl.1": main_page}
+    for path, command in every_command():
+        pages[f"man/{page_name(path)}.1"] = (lambda p=path, c=command: command_page(p, c))
+    return pages
 
 
-def _bash_body(path: str, command: click.Command, indent: str) -> List[str]:
-    options, choices = _command_options(command)
-    lines = []
-    if choices:
-        lines.append(f'{indent}case "$prev" in')
-        for opt, values in choices.items():
-            lines.append(f'{indent}    {opt}) COMPREPLY=($(compgen -W "{" ".join(values)}" -- "$cur")); return;;')
-        lines.append(f"{indent}esac")
-    words = positional_words(path, command)
-    lines.append(f'{indent}if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "{" ".join(options)}" -- "$cur"))')
-    if words:
-        lines.append(f'{indent}else COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur")); compopt -o nospace')
-    else:
-        lines.append(f'{indent}else COMPREPLY=($(compgen -f -- "$cur"))')
-    lines += [f"{indent}fi", f"{indent};;"]
-    return lines
+COMPLETION_FILES = {"bash": "completions/shmctl.bash", "zsh": "completions/_shmctl", "fish": "completions/shmctl.fish"}
 
 
-def bash() -> str:
-    lines = [f"# bash completion for shmctl, generated by `{TOOL}`",
-             "_shmctl() {",
-             "    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cword=$COMP_CWORD",
-             '    local -a words=("${COMP_WORDS[@]}")',
-             f'    local commands="{" ".join(n for n, _ in commands())}"',
-             '    if [[ $cword -eq 1 ]]; then',
-             '        COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur")); return', "    fi",
-             '    case "${words[1]}" in']
-    for name, command in commands():
-        subs = subcommands(command)
-        lines.append(f"        {name})")
-        if subs:
-            options, _ = _command_options(command)
-            lines += ["            if [[ $cword -eq 2 ]]; then",
-                      f'                COMPREPLY=($(compgen -W "{" ".join([n for n, _ in subs] + options)}" '
-                      '-- "$cur")); return',
-                      "            fi", '            case "${words[2]}" in']
-            for sub, subcommand in subs:
-                lines.append(f"                {sub})")
-                lines += _bash_body(f"{name} {sub}", subcommand, " " * 20)
-            lines.append("                *)")
-            lines += _bash_body(name, command, " " * 20)
-            lines += ["            esac", "            ;;"]
-        else:
-            lines += _bash_body(name, command, " " * 12)
-    lines += ["    esac", "}", "complete -F _shmctl shmctl"]
-    return "\n".join(lines) + "\n"
-
-
-def _zsh_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "'\\''").replace("[", "\\[").replace("]", "\\]") \
-        .replace(":", "\\:")
-
-
-def _zsh_arguments(path: str, command: click.Command, indent: str) -> List[str]:
-    specs = ["'--help[show help]'"]
-    for param in command.params:
-        if isinstance(param, click.Option):
-            action = ""
-            if isinstance(param.type, click.Choice):
-                action = f":{param.name}:({' '.join(param.type.choices)})"
-            elif not param.is_flag:
-                action = f":{param.name}:"
-            for opt in _option_names(param):
-                specs.append(f"'{opt}[{_zsh_escape(param.help or '')}]{action}'")
-    words = positional_words(path, command)
-    specs.append(f"'*:argument:({' '.join(words)})'" if words else "'*:file:_files'")
-    return [f"{indent}_arguments \\"] + [f"{indent}  {spec} \\" for spec in specs[:-1]] + [f"{indent}  {specs[-1]}"]
-
-
-def _zsh_describe(pairs: List[Tuple[str, click.Command]], indent: str) -> List[str]:
-    lines = [f"{indent}local -a commands", f"{indent}commands=("]
-    lines += [f"{indent}  '{name}:{_zsh_escape(command.get_short_help_str(80))}'" for name, command in pairs]
-    return lines + [f"{indent})", f"{indent}_describe 'command' commands"]
-
-
-def zsh() -> str:
-    lines = ["#compdef shmctl", f"# zsh completion for shmctl, generated by `{TOOL}`",
-             "_shmctl() {", "  if (( CURRENT == 2 )); then"]
-    lines += _zsh_describe(commands(), "    ") + ["    return", "  fi", "  case $words[2] in"]
-    for name, command in commands():
-        subs = subcommands(command)
-        lines.append(f"    {name})")
-        if subs:
-            lines += ["      if (( CURRENT == 3 )); then"] + _zsh_describe(subs, "        ") + \
-                     ["        return", "      fi", "      case $words[3] in"]
-            for sub, subcommand in subs:
-                lines += [f"        {sub})"] + _zsh_arguments(f"{name} {sub}", subcommand, "          ") + \
-                         ["          ;;"]
-            lines += ["      esac", "      ;;"]
-        else:
-            lines += _zsh_arguments(name, command, "      ") + ["      ;;"]
-    lines += ["  esac", "}", '_shmctl "$@"']
-    return "\n".join(lines) + "\n"
-
-
-def _fish_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
-
-
-def _fish_options(condition: str, path: str, command: click.Command) -> List[str]:
-    lines = []
-    for param in command.params:
-        if not isinstance(param, click.Option):
-            continue
-        spec = f"complete -c shmctl -n '{condition}'"
-        for opt in _option_names(param):
-            spec += f" -l {opt[2:]}" if opt.startswith("--") else f" -s {opt[1:]}"
-        if isinstance(param.type, click.Choice):
-            spec += f" -x -a '{' '.join(param.type.choices)}'"
-        elif not param.is_flag:
-            spec += " -r"
-        lines.append(spec + f" -d '{_fish_escape(param.help or '')}'")
-    words = positional_words(path, command)
-    if words:
-        lines.append(f"complete -c shmctl -n '{condition}' -a '{' '.join(words)}'")
-    return lines
-
-
-def fish() -> str:
-    lines = [f"# fish completion for shmctl, generated by `{TOOL}`",
-             "complete -c shmctl -f", "complete -c shmctl -n __fish_use_subcommand -l version -d 'show the version'"]
-    for name, command in commands():
-        lines.append(f"complete -c shmctl -n __fish_use_subcommand -a {name} "
-                     f"-d '{_fish_escape(command.get_short_help_str(80))}'")
-        subs = subcommands(command)
-        here = f"__fish_seen_subcommand_from {name}"
-        if subs:
-            names = " ".join(sub for sub, _ in subs)
-            for sub, subcommand in subs:
-                lines.append(f"complete -c shmctl -n '{here}; and not __fish_seen_subcommand_from {names}' -a {sub} "
-                             f"-d '{_fish_escape(subcommand.get_short_help_str(80))}'")
-                lines += _fish_options(f"{here}; and __fish_seen_subcommand_from {sub}", f"{name} {sub}", subcommand)
-            here += f"; and not __fish_seen_subcommand_from {names}"
-        lines += _fish_options(here, name, command)
-    return "\n".join(lines) + "\n"
+def completion_files() -> Dict[str, Callable[[], str]]:
+    return {COMPLETION_FILES[shell]: (lambda s=shell: script(s, cli)) for shell in SHELLS}
 
 
 def _markdown_table(header: Tuple[str, str], rows: List[Tuple[str, str]], code: bool) -> List[str]:
@@ -306,14 +279,26 @@ def readme() -> str:
     return text
 
 
-FILES = {"man/shmctl.1": man_page, "completions/shmctl.bash": bash, "completions/_shmctl": zsh,
-         "completions/shmctl.fish": fish, "README.md": readme}
+def generated() -> Dict[str, Callable[[], str]]:
+    """Every generated file, relative to the checkout: the man pages, the completions, README.md."""
+    return {**man_pages(), **completion_files(), "README.md": readme}
+
+
+def stray(files: Dict[str, Callable[[], str]]) -> List[str]:
+    """Files in man/ and completions/ that nothing generates any more."""
+    found = []
+    for folder in ("man", "completions"):
+        for name in sorted(os.listdir(os.path.join(ROOT, folder))):
+            if f"{folder}/{name}" not in files:
+                found.append(f"{folder}/{name}")
+    return found
 
 
 def main(argv: List[str]) -> int:
     check = "--check" in argv
+    files = generated()
     stale = []
-    for relative, make in FILES.items():
+    for relative, make in files.items():
         path = os.path.join(ROOT, relative)
         text = make()
         current = open(path).read() if os.path.exists(path) else None
@@ -326,6 +311,12 @@ def main(argv: List[str]) -> int:
             with open(path, "w") as f:
                 f.write(text)
             print(f"wrote {relative}")
+    for relative in stray(files):
+        if check:
+            stale.append(f"{relative} (no longer generated)")
+        else:
+            os.remove(os.path.join(ROOT, relative))
+            print(f"removed {relative}")
     if stale:
         print(f"out of date (run {TOOL}): " + ", ".join(stale), file=sys.stderr)
         return 1

@@ -28,6 +28,8 @@ COMMANDS = {
     "write": "write:write_command",
     "rm": "rm:rm_command",
     "limits": "limits:limits_command",
+    "help": "help:help_command",
+    "completion": "completion:completion_command",
 }
 
 
@@ -47,7 +49,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
         if name in self.lazy and name not in self.commands:
             module, attribute = self.lazy[name].split(":")
-            self.add_command(getattr(importlib.import_module(f"{__name__}.{module}"), attribute), name)
+            from .help import add_examples
+            self.add_command(add_examples(getattr(importlib.import_module(f"{__name__}.{module}"), attribute)), name)
         return self.commands.get(name)
 
 
@@ -63,14 +66,33 @@ class ShmctlGroup(LazyGroup):
         with formatter.section("Exit codes"):
             formatter.write_dl([(str(code.value), code.meaning) for code in Exit])
         super().format_epilog(ctx, formatter)
+        from .help import write_examples
+        write_examples(formatter, "")
+
+    def _main_shell_completion(self, ctx_args, prog_name, complete_var=None) -> None:
+        """A completion run (_SHMCTL_COMPLETE set) answers with shmctl's own shell classes."""
+        from .completion import VAR, register
+        if os.environ.get(complete_var or VAR):
+            register()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
 
-@click.group(cls=ShmctlGroup, lazy=COMMANDS, context_settings=CONTEXT)
+class _LazyPid(click.ParamType):
+    """--ns PID through params.PID (ASCII digits only), imported only when --ns is given."""
+    name = "pid"
+
+    def convert(self, value, param, ctx):
+        from .params import PID
+        return PID.convert(value, param, ctx)
+
+
+@click.group(cls=ShmctlGroup, lazy=COMMANDS, context_settings=CONTEXT, invoke_without_command=True)
 @click.version_option(__version__, "-V", "--version", prog_name="shmctl", message="%(prog)s %(version)s")
-@click.option("--ns", "ns_pid", type=int, metavar="PID",
+@click.option("--ns", "ns_pid", type=_LazyPid(), metavar="PID",
               help="Run the command in the IPC and mount namespaces of PID (a container's process): its "
                    "SysV segments, its /dev/shm, its paths. Root only.")
-def cli(ns_pid: Optional[int]) -> None:
+@click.pass_context
+def cli(ctx: click.Context, ns_pid: Optional[int]) -> None:
     """See, create, fill, hold and remove Linux shared memory: SysV (shmget), POSIX
     (shm_open, /dev/shm) and mmap (MAP_SHARED files, anonymous memory, memfds).
 
@@ -82,6 +104,9 @@ def cli(ns_pid: Optional[int]) -> None:
     symlink followed. Files given as options (read -o, write FILE) stay the caller's, and
     pids are the host's.
     """
+    if ctx.invoked_subcommand is None:  # `shmctl` alone: the help, on stdout, exit 0
+        click.echo(ctx.get_help())
+        ctx.exit(Exit.OK)
     if ns_pid is not None:
         from ..kinds import look_from
         look_from(ns_pid)
@@ -138,6 +163,12 @@ def _reader_gone() -> bool:
     """Whether stdout is a pipe or socket whose reader went away: poll says POLLERR. (Which
     of click's versions says so in its exception's context differs; the kernel does not.)"""
     import select
+    import stat
+    try:
+        if not (stat.S_ISFIFO(os.fstat(1).st_mode) or stat.S_ISSOCK(os.fstat(1).st_mode)):
+            return False  # a terminal that hung up is not a reader gone
+    except OSError:
+        return False
     poller = select.poll()
     poller.register(1, select.POLLOUT)
     return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
@@ -167,6 +198,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         result = cli.main(args=argv, prog_name="shmctl", standalone_mode=False)
         _flush_stdout()  # a full or closed stdout is an error of this command, not of exit
+        if _reader_gone():
+            # the reader left during a large write: the kernel returns the short count, not
+            # EPIPE, and CPython's BufferedWriter hands that on while TextIOWrapper drops the
+            # rest. Output was lost all the same: the status says so, as SIGPIPE's would.
+            _silence_stdout()
+            return Exit.BROKEN_PIPE
         return result if isinstance(result, int) else Exit.OK
     except ShmctlError as exc:
         return _fail(str(exc), exc.exit_code)
@@ -194,7 +231,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from ..errors import from_oserror
         _silence_stdout()
         if exc.filename is None and exc.errno in OUTPUT_ERRNOS:
-            return _fail(f"write to stdout: {os.strerror(exc.errno)}", Exit.FAILED)
+            why = os.strerror(exc.errno)
+            return _fail(f"write to stdout: {why[:1].lower()}{why[1:]}", Exit.FAILED)
         error = from_oserror(exc, exc.filename or "system call")
         return _fail(str(error), error.exit_code)
     except Exception as exc:  # a bug: one line, and the traceback on request

@@ -4,9 +4,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
+
+from ..units import format_size
 
 PROGRESS_FROM = 64 << 20  # bytes; smaller copies finish before a bar would be seen
+CHUNK = 8 << 20  # what read_all asks a pipe for at a time
 
 
 def check_range(what: str, size: int, offset: int, length: Optional[int]) -> int:
@@ -22,17 +25,87 @@ def check_range(what: str, size: int, offset: int, length: Optional[int]) -> int
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, label: str) -> Iterator[Optional[callable]]:
-    """A rich progress bar on stderr for large copies when stderr is a terminal; else None."""
-    if total < PROGRESS_FROM or not sys.stderr.isatty():
+def progress_bar(total: Optional[int], label: str) -> Iterator[Optional[Callable[[int], None]]]:
+    """A progress bar on stderr, only when stderr is a terminal, for copies of PROGRESS_FROM
+    bytes or more; yields the callback that takes the bytes done so far, or None.
+    A known `total`: the bar, bytes in binary units, percent and the time left. An unknown
+    one (None: stdin, a pipe): bytes so far and the rate, shown once PROGRESS_FROM bytes
+    have gone through (a short pipe never flashes a bar)."""
+    if (total is not None and total < PROGRESS_FROM) or not sys.stderr.isatty():
         yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-    with Progress("{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda done: bar.update(task, completed=done)
+    bar = _Bar(total, label)
+    try:
+        yield bar.update
+    finally:
+        bar.stop()
+
+
+class _Bar:
+    """rich's Progress, started on the first update that reaches PROGRESS_FROM bytes."""
+
+    def __init__(self, total: Optional[int], label: str):
+        self.total, self.label, self.progress, self.task = total, label, None, None
+
+    def update(self, done: int) -> None:
+        if self.progress is None:
+            if done < PROGRESS_FROM and self.total is None:
+                return
+            self._start()
+        self.progress.update(self.task, completed=done)
+
+    def _start(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn, TimeRemainingColumn
+        if self.total is None:
+            columns = ["{task.description}", *_size_columns(), TimeElapsedColumn()]
+        else:
+            columns = ["{task.description}", BarColumn(), TaskProgressColumn(), *_size_columns(),
+                       "ETA", TimeRemainingColumn()]
+        self.progress = Progress(*columns, console=Console(stderr=True), transient=True)
+        self.progress.start()
+        self.task = self.progress.add_task(self.label, total=self.total)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _size_columns() -> list:
+    """Bytes done (`1.5GiB/4GiB`, or `1.5GiB` when the total is unknown) and the rate
+    (`210MiB/s`), in units.format_size's binary units (rich's own speed is decimal)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Bytes(ProgressColumn):
+        def render(self, task):
+            done = format_size(int(task.completed))
+            return Text(done if task.total is None else f"{done}/{format_size(int(task.total))}",
+                        style="progress.download")
+
+    class Rate(ProgressColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed or (task.completed / task.elapsed if task.elapsed else None)
+            return Text("?/s" if speed is None else f"{format_size(int(speed))}/s", style="progress.data.speed")
+
+    return [Bytes(), Rate()]
+
+
+def read_all(stream, limit: int, label: str) -> bytes:
+    """`stream.read(limit)` of a pipe (all of it when limit < 0), in chunks, with the
+    bytes-and-rate progress bar once PROGRESS_FROM bytes have gone through."""
+    chunks, total = [], 0
+    with progress_bar(None, label) as progress:
+        while limit < 0 or total < limit:
+            want = CHUNK if limit < 0 else min(CHUNK, limit - total)
+            chunk = stream.read(want)
+            chunks.append(chunk)
+            total += len(chunk)
+            if progress:
+                progress(total)
+            if len(chunk) < want:  # read() is short only at the end
+                break
+    return b"".join(chunks)
 
 
 def open_source(path: str, what: str):
@@ -43,7 +116,8 @@ def open_source(path: str, what: str):
     import fcntl
     import stat
 
-    from ..errors import from_errno, from_oserror
+    from ..errors import from_errno
+    from ..outfile import local_error
     from ..signals import PipeSource, open_fifo
     try:
         if path == "-":
@@ -54,9 +128,12 @@ def open_source(path: str, what: str):
         else:
             st = os.stat(path)
             fd = open_fifo(path) if stat.S_ISFIFO(st.st_mode) else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise from_oserror(exc, what) from None
+    except OSError as exc:  # a missing FILE is exit 2, one we may not read 4: never "no such segment"
+        raise local_error(exc, what) from None
     st = os.fstat(fd)
+    if stat.S_ISDIR(st.st_mode):  # open() takes a directory; its read() would fail later, unnamed
+        os.close(fd)
+        raise local_error(OSError(errno.EISDIR, "is a directory"), what)
     if not stat.S_ISREG(st.st_mode):
         return PipeSource(fd), None
     src = os.fdopen(fd, "rb")

@@ -8,17 +8,19 @@ from typing import List, Optional, Tuple
 import click
 
 from ..errors import Exit
-from .output import is_terminal, note, print_rich
-from .params import SIZE, SizeParam
+from .output import is_terminal, note, print_rich, terminal_option_list
+from .params import FILE, SIZE, NumberParam, SizeParam, complete_groups, complete_sysctl
 
 JSON_HELP = "JSON: numbers as numbers, sizes in bytes."
 PERSIST_HELP = ("Also write the values to a sysctl.d file so that they survive a reboot: FILE, or "
                 "/etc/sysctl.d/60-shmctl.conf (SHMCTL_SYSCTL_DIR overrides the directory); other lines are kept.")
 
 
-def _style(exact: bool):
+def _style(exact: bool, human: bool = False, notruncate: bool = False):
+    """Sizes and the terminal's width as for `list` (cli/output.style_options)."""
     from ..render import Style
-    return Style(exact_sizes=exact or not is_terminal())
+    from .output import Output, style_options
+    return Style(**style_options(exact, Output(human=human, notruncate=notruncate)))
 
 
 def _system():
@@ -33,14 +35,18 @@ def _collect(system):
 
 
 @click.group("limits", invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("-J", "--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
+@click.option("-r", "--raw", is_flag=True, help="Unaligned, one space between columns.")
+@click.option("-n", "--noheadings", is_flag=True, help="No header lines.")
+@terminal_option_list(notruncate=True, times=False)
 @click.option("-A", "--all-namespaces", "everywhere", is_flag=True,
               help="Also every other IPC namespace (SysV use) and every /dev/shm (capacity, promised, "
                    "committed), one line each with its container: which container's /dev/shm is about to "
                    "be full. Root sees them all.")
 @click.pass_context
-def limits_command(ctx, as_json, exact, everywhere):
+def limits_command(ctx, as_json, exact, everywhere, raw=False, noheadings=False, human=False,
+                   notruncate=False):
     """Show the kernel limits on shared memory, with what is in use and USE%: SHMMAX, SHMALL
     (in pages and bytes), SHMMNI, SHMMIN, shm_rmid_forced, the /dev/shm tmpfs, MemTotal,
     Shmem, Hugetlb, RLIMIT_MEMLOCK, vm.hugetlb_shm_group and every huge page pool.
@@ -54,6 +60,7 @@ def limits_command(ctx, as_json, exact, everywhere):
     """
     if ctx.invoked_subcommand is not None:
         return None
+    _check_table_flags(as_json, raw, noheadings)
     from ..render import limits as render
     system = _system()
     limits = _collect(system)
@@ -68,13 +75,20 @@ def limits_command(ctx, as_json, exact, everywhere):
         if everywhere:
             data["namespaces"] = render.namespace_limits_dicts(others)
         click.echo(render.to_json(data), nl=False)
-    elif is_terminal():
-        print_rich(render.limits_rich(limits, _style(exact)))
+    elif is_terminal() and not (raw or noheadings):
+        print_rich(render.limits_rich(limits, _style(exact, human, notruncate)))
     else:
-        click.echo(render.limits_text(limits, _style(exact)), nl=False)
+        click.echo(render.limits_text(limits, _style(exact, human), raw=raw, headings=not noheadings), nl=False)
     if others and not as_json:
-        click.echo("\n" + render.namespace_limits_text(others, _style(exact)), nl=False)
+        click.echo("\n" + render.namespace_limits_text(others, _style(exact, human, notruncate)), nl=False)
     return Exit.OK
+
+
+def _check_table_flags(as_json: bool, raw: bool, noheadings: bool) -> None:
+    from ..errors import UsageError
+    if as_json and (raw or noheadings):
+        raise UsageError("limits", f"--json conflicts with {'--raw' if raw else '--noheadings'}",
+                         "JSON has no other form")
 
 
 def _other_namespaces(system) -> list:
@@ -91,8 +105,8 @@ def _split_persist(assignments: Tuple[str, ...], persist: Optional[str]) -> Tupl
 
 
 @limits_command.command("set")
-@click.argument("assignments", nargs=-1, metavar="NAME=VALUE...")
-@click.option("--persist", is_flag=False, flag_value="", default=None, metavar="[FILE]", help=PERSIST_HELP)
+@click.argument("assignments", nargs=-1, metavar="NAME=VALUE...", shell_complete=complete_sysctl)
+@click.option("--persist", is_flag=False, flag_value="", default=None, type=FILE, metavar="[FILE]", help=PERSIST_HELP)
 @click.option("--dry-run", is_flag=True, help="Print the sysctl lines and what would change; change nothing.")
 @click.option("--force", is_flag=True, help="Set shmall or shmmni below what is in use, or shm_rmid_forced=1 "
                                             "though it destroys orphaned segments.")
@@ -146,10 +160,10 @@ def _report_changes(changes, plan, dry_run: bool, as_json: bool) -> None:
 
 @limits_command.command("hugepages")
 @click.option("--size", type=SIZE, metavar="SIZE", help="The pool's page size (2M, 1G); default: Hugepagesize.")
-@click.option("--count", type=click.IntRange(min=0), help="Pages the pool should hold (its nr_hugepages).")
-@click.option("--overcommit", type=click.IntRange(min=0),
+@click.option("--count", type=NumberParam("--count"), help="Pages the pool should hold (its nr_hugepages).")
+@click.option("--overcommit", type=NumberParam("--overcommit"),
               help="Surplus pages the kernel may add on demand (nr_overcommit_hugepages).")
-@click.option("--persist", is_flag=False, flag_value="", default=None, metavar="[FILE]",
+@click.option("--persist", is_flag=False, flag_value="", default=None, type=FILE, metavar="[FILE]",
               help="Also write vm.nr_hugepages (default page size) to sysctl.d, as for `limits set`; "
                    "for other sizes, print the kernel command line to use.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -207,7 +221,8 @@ def _show_pools(limits, size, as_json) -> int:
 
 
 def _resolve_group(text: Optional[str]) -> Optional[int]:
-    if text is None or text.isdigit():
+    from ..units import is_ascii_digits
+    if text is None or is_ascii_digits(text):
         return None if text is None else int(text)
     import grp
     try:
@@ -220,12 +235,12 @@ def _resolve_group(text: Optional[str]) -> Optional[int]:
 @limits_command.command("recommend")
 @click.option("--for", "size", type=SizeParam(minimum=1), required=True, metavar="SIZE",
               help="Shared memory the workload needs (PostgreSQL shared_buffers, an Oracle SGA, ...).")
-@click.option("--segments", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--segments", type=NumberParam("--segments", minimum=1), default=1, show_default=True,
               help="How many segments the workload makes.")
 @click.option("--hugepages", is_flag=True, help="The workload uses huge pages (SHM_HUGETLB).")
 @click.option("--huge-size", type=SIZE, metavar="SIZE", help="Their page size (implies --hugepages); "
                                                             "default: Hugepagesize.")
-@click.option("--group", metavar="GROUP", help="The workload's group, for vm.hugetlb_shm_group (with --hugepages).")
+@click.option("--group", metavar="GROUP", shell_complete=complete_groups, help="The workload's group, for vm.hugetlb_shm_group (with --hugepages).")
 @click.option("--apply", is_flag=True, help="Make the changes (root): limits set, the pool, hugetlb_shm_group.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")

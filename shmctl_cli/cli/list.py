@@ -2,21 +2,23 @@
 from __future__ import annotations
 
 import pwd
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import click
 
 from .. import KINDS
 from ..errors import Exit
-from .output import choose_columns, is_terminal, make_style, note, note_hidden, output_options, print_rich
-from .params import SIZE
+from .output import (choose_columns, is_terminal, make_style, may_miss_holders, note, note_hidden, output_options,
+                     print_rich)
+from .params import SIZE, complete_columns, complete_users
 
 if TYPE_CHECKING:
     from ..model import Inventory, Segment
 
 def resolve_user(text: str) -> int:
     from ..errors import UsageError
-    if text.isdigit():
+    from ..units import is_ascii_digits
+    if is_ascii_digits(text):
         return int(text)
     try:
         return pwd.getpwnam(text).pw_uid
@@ -52,14 +54,69 @@ def _kinds(kinds: Tuple[str, ...], shmems: bool) -> List[str]:
     return chosen
 
 
+PRESETS = {
+    # ipcs -t, -c, -p: the same columns under the same letters
+    "time": ["ADDRESS", "ID", "OWNER", "ATIME", "DTIME", "CTIME"],
+    "creator": ["ADDRESS", "ID", "PERMS", "CUID", "CUSER", "CGID", "CGROUP", "UID", "OWNER", "GID", "GROUP"],
+    "pid": ["ADDRESS", "ID", "OWNER", "CPID", "LPID", "PROCESSES"],
+}
+
+
+def preset_columns(preset: str, kinds: List[str]) -> List[str]:
+    names = list(PRESETS[preset])
+    if preset == "time":  # files have an mtime too: when they are listed
+        from ..fields import COLUMNS
+        names += [c for c in ("MTIME",) if set(kinds) & set(COLUMNS[c].kinds)]
+    return names
+
+
+def _preset(time_, creator, pid) -> Optional[str]:
+    from ..errors import UsageError
+    chosen = [name for name, on in (("time", time_), ("creator", creator), ("pid", pid)) if on]
+    if len(chosen) > 1:
+        raise UsageError("list", f"-{chosen[0][0]} and -{chosen[1][0]} choose different columns", "give one of -t, -c, -p")
+    return chosen[0] if chosen else None
+
+
+def check_conflicts(out, preset, summary, segment_id, limits, details) -> None:
+    """Options that cannot both hold: a usage error (exit 2), never one silently ignored."""
+    from ..errors import UsageError
+    from .output import check_output_conflicts
+    check_output_conflicts(out)
+    cols = out.columns or ""
+    if preset and cols and not cols.startswith("+"):
+        raise UsageError("list", f"-{preset[0]} conflicts with -o {cols}", f"-o +{cols} adds columns to -{preset[0]}")
+    if summary and (cols or out.output_all or preset):
+        raise UsageError("list", "-u conflicts with -o/--output-all/-t/-c/-p", "-u prints totals, no columns")
+    if limits and (segment_id is not None or summary or preset or cols or out.output_all or details[0]
+                   or details[1] not in (None, "-A")):
+        raise UsageError("list", "-l/-g prints the limits", "give it alone (with -J, -b, -r, -n, -A)")
+    if details[0] and segment_id is None:
+        raise UsageError("list", "--list lists the segment of -i", "add -i ID")
+    if segment_id is not None and details[1]:
+        raise UsageError("list", f"-i shows one segment: {details[1]} chooses among many", "drop it")
+
+
+def _id_address(text: str):
+    """-i ID: a number (ASCII digits) is `sysv:ID` as in ipcs -m -i; any address is accepted too."""
+    import re
+    from ..address import parse_address
+    return parse_address(f"sysv:{text}" if re.fullmatch("[0-9]+", text) else text)
+
+
 @click.command("list")
 @click.option("-k", "--kind", "kinds", type=click.Choice(KINDS), multiple=True,
               help="Only this kind (repeatable). Default: all three.")
 @click.option("-m", "--shmems", "shmems", is_flag=True, help="SysV segments (ipcs -m habit).")
-@click.option("-p", "--processes", is_flag=True, help="Add the attached processes (pid:comm).")
+@click.option("-t", "--time", "time_", is_flag=True,
+              help="Columns of times: ADDRESS ID OWNER ATIME DTIME CTIME (+ MTIME for files; ipcs -t).")
+@click.option("-c", "--creator", is_flag=True,
+              help="Columns of creator and owner: PERMS CUID CUSER CGID CGROUP UID OWNER GID GROUP (ipcs -c).")
+@click.option("-p", "--pid", "--processes", "pid", is_flag=True,
+              help="Columns of processes: ADDRESS ID OWNER CPID LPID PROCESSES, the attached pid:comm (ipcs -p).")
 @click.option("-a", "--all", "all_", is_flag=True,
               help="Also POSIX semaphores in /dev/shm and read-only shared file mappings.")
-@click.option("--user", metavar="NAME|UID", help="Only segments this user owns.")
+@click.option("--user", metavar="NAME|UID", shell_complete=complete_users, help="Only segments this user owns.")
 @click.option("--orphans", is_flag=True, help="Only orphans: no process attached, creator gone (sysv); "
                                              "no process maps or holds it (posix). A deleted object is never "
                                              "one: processes hold it.")
@@ -68,11 +125,17 @@ def _kinds(kinds: Tuple[str, ...], shmems: bool) -> List[str]:
               help="Every IPC namespace and every /dev/shm on the host (containers), the own first, with "
                    "NAMESPACE and CONTAINER columns. Root sees them all.")
 @click.option("-u", "--summary", is_flag=True, help="Totals per kind, and how much of Shmem they explain.")
-@click.option("--sort", "sort_column", metavar="COL", help="Sort by a column (sizes and ids as numbers).")
+@click.option("-i", "--id", "segment_id", metavar="ID",
+              help="One segment in detail, as `stat` shows it (ipcs -m -i): a shmid, or any address.")
+@click.option("--list", "as_list", is_flag=True, help="With -i: a one-row table instead of the details (lsipc -l).")
+@click.option("-l", "--limits", "limits", is_flag=True, help="The limits, as `shmctl limits` prints them (ipcs -l).")
+@click.option("-g", "--global", "limits_", is_flag=True, help="The same as -l (lsipc -g).")
+@click.option("--sort", "sort_column", metavar="COL", shell_complete=complete_columns, help="Sort by a column (sizes and ids as numbers).")
 @click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit.")
 @output_options
-def list_command(kinds, shmems, processes, all_, user, orphans, min_size, everywhere, summary, sort_column,
-                 list_columns, out):
+@click.pass_context
+def list_command(ctx, kinds, shmems, time_, creator, pid, all_, user, orphans, min_size, everywhere, summary,
+                 segment_id, as_list, limits, limits_, sort_column, list_columns, out):
     """List shared-memory segments of all kinds (ipcs -m / lsipc -m for SysV, POSIX and mmap).
 
     On a terminal: a table with human sizes. On a pipe: plain aligned columns, sizes in
@@ -82,7 +145,8 @@ def list_command(kinds, shmems, processes, all_, user, orphans, min_size, everyw
     Names, paths and process names are shown as printable text in every form, JSON too: a
     backslash, each control character (ESC, CR, LF, TAB, DEL, C1, line separators) and each
     byte that is not UTF-8 is written \\xHH. Every command reads \\xHH back as that byte, so
-    a printed address is accepted as it is.
+    a printed address is accepted as it is. With --export, `"`, `$` and a backquote are
+    \\xHH too, so `eval "$(shmctl list -e -y)"` is safe.
     """
     from .. import kinds as backend
     from ..fields import COLUMNS, default_columns
@@ -91,42 +155,92 @@ def list_command(kinds, shmems, processes, all_, user, orphans, min_size, everyw
         for name, column in COLUMNS.items():
             click.echo(f"{name:<10} {column.help}")
         return Exit.OK
+    preset = _preset(time_, creator, pid)
+    filters = [flag for flag, on in (("--user", user is not None),
+                                     ("--orphans", orphans), ("--min-size", min_size), ("-u", summary),
+                                     ("--sort", sort_column), ("-a", all_), ("-A", everywhere)) if on]
+    check_conflicts(out, preset, summary, segment_id, limits or limits_,
+                    (as_list, filters[0] if filters else None))
+    if limits or limits_:
+        from .limits import limits_command
+        return ctx.invoke(limits_command, as_json=out.as_json, exact=out.exact, everywhere=everywhere,
+                          raw=out.raw, noheadings=out.noheadings)
+    if segment_id is not None:
+        return show_one(_id_address(segment_id), out, as_list)
     chosen = _kinds(kinds, shmems)
-    names = choose_columns(out.columns, out.output_all, default_columns(chosen, everywhere))
-    if processes and "PROCESSES" not in names:
-        names.append("PROCESSES")
+    defaults = preset_columns(preset, chosen) if preset else default_columns(chosen, everywhere)
+    names = choose_columns(out.columns, out.output_all, defaults)
     if sort_column and sort_column.upper() not in COLUMNS:
         from ..errors import UsageError
         raise UsageError(f"unknown sort column '{sort_column}'", "", "columns: " + ",".join(COLUMNS))
     uid = resolve_user(user) if user is not None else None
 
     view = backend.View()
-    inv = backend.collect(chosen, view, all_mappings=all_, processes=processes or "PROCESSES" in names,
-                          everywhere=everywhere)
+    processes = "PROCESSES" in names
+    inv = backend.collect(chosen, view, all_mappings=all_, processes=processes, everywhere=everywhere)
     select(inv, uid, orphans, min_size)
     style = make_style(out.exact, out.numeric_ids, out)
     inv.segments = sort_segments(inv.segments, sort_column and sort_column.upper(), style)
     if summary:
         inv.meminfo = backend.meminfo(view)
-    render_inventory(inv, chosen, names, style, out, summary, processes)
-    report_unseen(inv)
+    json_columns = names if (out.columns or preset) else None  # --output-all: every JSON field
+    render_inventory(inv, chosen, names, style, out, summary, processes, json_columns)
+    report_unseen(inv, view, names if not (out.as_json and json_columns is None) else _json_names(processes))
     return Exit.OK
 
 
-def render_inventory(inv, chosen, names, style, out, summary, processes) -> None:
+def _json_names(processes: bool) -> List[str]:
+    from ..fields import COLUMNS
+    return [n for n in COLUMNS if processes or n != "PROCESSES"]
+
+
+def show_one(address, out, as_list: bool):
+    """-i ID: what `stat` prints; with --list a one-row table of the kind's default columns."""
+    from .stat import show_segment
+    if not as_list:
+        return show_segment(address, out.as_json, make_style(out.exact, out.numeric_ids, out))
+    from .. import kinds as backend
+    from ..fields import default_columns
+    from ..model import Inventory
+    view = backend.View()
+    segment = backend.find(address, view)
+    names = choose_columns(out.columns, out.output_all, default_columns([segment.kind]))
+    inv = Inventory()
+    inv.segments = [segment]
+    style = make_style(out.exact, out.numeric_ids, out)
+    json_columns = names if out.columns else None
+    render_inventory(inv, [segment.kind], names, style, out, False, False, json_columns)
+    return Exit.OK
+
+
+def render_inventory(inv, chosen, names, style, out, summary, processes, json_columns=None) -> None:
     from .. import render
     totals = render.summarize(inv, chosen) if summary else None
     if out.as_json:
-        click.echo(render.inventory_json(inv, style, processes or "PROCESSES" in names, totals), nl=False)
+        click.echo(render.inventory_json(inv, style, processes, totals, json_columns), nl=False)
     elif summary:
         click.echo(render.summary_text(totals, style), nl=False)
+    elif out.export or out.newline:
+        from ..render.export import export_text
+        click.echo(export_text(inv.segments, names, style, shell=out.shell, newline=out.newline), nl=False)
     elif is_terminal() and not out.raw:
         print_rich(render.rich_table(inv.segments, names, style, headings=not out.noheadings))
     else:
         click.echo(render.plain_table(inv.segments, names, style, headings=not out.noheadings, raw=out.raw), nl=False)
 
 
-def report_unseen(inv: "Inventory") -> None:
-    note_hidden(inv.hidden_processes)
+def hidden_matters(segments, names: Sequence[str]) -> bool:
+    """Whether hidden processes change what is shown: a PROCESSES column that may miss some, a
+    NATTCH of `N+`/`?`, a status or reason of `orphan?`."""
+    if "PROCESSES" in names and any(map(may_miss_holders, segments)):
+        return True
+    if "NATTCH" in names and any(s.nattch_unsure for s in segments):
+        return True
+    return bool({"STATUS", "ORPHAN"} & set(names)) and any(s.orphan_unsure for s in segments)
+
+
+def report_unseen(inv: "Inventory", view, names: Sequence[str]) -> None:
+    if view.host.scanned and view.maps.hidden_pids and hidden_matters(inv.segments, names):
+        note_hidden(view.maps.hidden_pids)
     if inv.skipped:
         note(f"not segments, left out: {', '.join(inv.skipped)}")

@@ -13,6 +13,72 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
+def terminal_width() -> int:
+    """The width tables fit into: $COLUMNS when set to a number (as util-linux reads it),
+    else the size of the terminal on stdout, whatever TERM says; 80 if neither is known."""
+    import os
+    from ..units import is_ascii_digits
+    columns = os.environ.get("COLUMNS", "")
+    if is_ascii_digits(columns) and 0 < int(columns) < 1 << 16:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
+    except (OSError, ValueError):
+        return 80
+
+
+TIME_FORMAT_HELP = ("Times: short (HH:MM today, Nov24 this year, 2025-Nov24 before), full (Tue Nov 24 00:43:45 "
+                    "2026 UTC) or iso (2026-11-24T00:43:45+00:00). Default: short on a terminal, iso on a pipe.")
+
+
+def terminal_options(time_help: str = TIME_FORMAT_HELP, notruncate: bool = True, times: bool = True) -> list:
+    """--human, --time-format and -W/--notruncate: how a terminal shows sizes, times and wide tables."""
+    options = [click.option("--human", is_flag=True,
+                            help="Sizes in binary units (4KiB, 1.5MiB) even on a pipe (ipcs --human); -b wins.")]
+    if times:
+        options.append(click.option("--time-format", type=click.Choice(["short", "full", "iso"]), help=time_help))
+    if notruncate:
+        options.append(click.option(
+            "-W", "--notruncate", is_flag=True,
+            help="Never cut or drop a column to fit the terminal. Without it, a narrow terminal cuts long names "
+                 "with '…' and then drops the least important columns; -o COLS keeps the columns named."))
+    return options
+
+
+STAT_TIME_HELP = ("Times: full (Tue Nov 24 00:43:45 2026 UTC), short (HH:MM today, Nov24 this year, 2025-Nov24 "
+                  "before) or iso (2026-11-24T00:43:45+00:00). Default: full on a terminal, iso on a pipe.")
+
+
+def terminal_option_list(time_help: str = TIME_FORMAT_HELP, notruncate: bool = True, times: bool = True):
+    """terminal_options as a decorator, for a command that takes its options one by one."""
+    def decorate(func):
+        for option in reversed(terminal_options(time_help, notruncate, times)):
+            func = option(func)
+        return func
+    return decorate
+
+
+def style_options(exact: bool, out=None, terminal_times: str = "short") -> dict:
+    """Sizes, times and layout as util-linux chooses them: human sizes, `terminal_times` and
+    tables fitted to the terminal's width on a terminal; exact bytes and ISO times on a pipe
+    and in --raw/--export/--newline forms. --bytes, --human, --time-format and -W override."""
+    terminal = is_terminal()
+    table = terminal and not any(getattr(out, flag, False) for flag in ("raw", "export", "newline"))
+    return {"exact_sizes": exact or not (terminal or getattr(out, "human", False)),
+            "time_format": getattr(out, "time_format", None) or (terminal_times if table else "iso"),
+            "notruncate": getattr(out, "notruncate", False), "width": terminal_width() if table else None,
+            "pinned": pinned_columns(out)}
+
+
+def pinned_columns(out) -> list:
+    """The columns the user named (-o COLS, -o +COLS, --output-all): never dropped to fit."""
+    from ..fields import COLUMNS
+    if getattr(out, "output_all", False):
+        return list(COLUMNS)
+    spec = getattr(out, "columns", None) or ""
+    return [c.strip().upper() for c in spec.lstrip("+").split(",") if c.strip()]
+
+
 def note(message: str) -> None:
     """One line on stderr; the names and paths in `message` come raw and are escaped here."""
     from ..address import printable
@@ -32,16 +98,37 @@ class Output:
 
 def _output_option_list() -> list:
     return [
-        click.option("--json", "as_json", is_flag=True, help="JSON: numbers as numbers, ISO 8601 times, bytes."),
-        click.option("--raw", is_flag=True, help="Unaligned, one space between columns."),
+        click.option("-J", "--json", "as_json", is_flag=True, help="JSON: numbers as numbers, ISO 8601 times, bytes."),
+        click.option("-r", "--raw", is_flag=True, help="Unaligned, one space between columns."),
         click.option("-n", "--noheadings", is_flag=True, help="No header line."),
-        click.option("-o", "--output", "columns", metavar="COLS",
+        click.option("-e", "--export", "export", is_flag=True,
+                     help='One line per segment of COLUMN="value" pairs (lsipc -e), safe for eval.'),
+        click.option("-y", "--shell", "shell", is_flag=True,
+                     help="With --export/--newline: column names usable as shell variables (USE% -> USE_PCT)."),
+        click.option("--newline", is_flag=True,
+                     help='Each COLUMN="value" on a line of its own, a blank line between segments (lsipc -n).'),
+        click.option("-o", "--output", "columns", metavar="COLS", shell_complete=_complete_columns,
                      help="Comma-separated columns; '+COLS' adds to the defaults. See --list-columns."),
         click.option("--output-all", is_flag=True, help="Every column."),
         click.option("-b", "--bytes", "exact", is_flag=True,
                      help="Sizes in bytes (the default when stdout is not a terminal)."),
-        click.option("--numeric-ids", is_flag=True, help="User ids, not names."),
+        *terminal_options(),
+        click.option("--numeric-ids", is_flag=True, help="User and group ids, not names."),
+        click.option("-P", "--numeric-perms", is_flag=True, help="Permissions in octal (PERMS already is; lsipc -P)."),
     ]
+
+
+def check_output_conflicts(out: Output) -> None:
+    """Options that cannot both hold are a usage error, never one silently winning."""
+    from ..errors import UsageError
+    given = [flag for flag, on in (("--json", out.as_json), ("--raw", out.raw), ("--export", out.export),
+                                   ("--newline", out.newline), ("--noheadings", out.noheadings)) if on]
+    if out.as_json and len(given) > 1:
+        raise UsageError("list", f"--json conflicts with {given[1]}", "JSON has no other form")
+    if out.raw and out.export:
+        raise UsageError("list", "--raw conflicts with --export", "choose one output form")
+    if out.output_all and out.columns:
+        raise UsageError("list", "--output-all conflicts with -o", "-o +COLS adds columns to the defaults")
 
 
 def output_options(func):
@@ -63,6 +150,7 @@ def output_options(func):
 
 
 def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str]) -> List[str]:
+    """-o COLS (these), -o +COLS (the defaults, or a preset, and these), --output-all, or the defaults."""
     from ..errors import UsageError
     from ..fields import COLUMNS
     if output_all:
@@ -74,25 +162,68 @@ def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str
     unknown = [c for c in names if c not in COLUMNS]
     if unknown:
         raise UsageError(f"unknown column '{unknown[0]}'", "", "columns: " + ",".join(COLUMNS))
-    return list(defaults) + [c for c in names if c not in defaults] if extend else names
+    if not names:
+        raise UsageError(f"invalid -o '{spec}'", "no column named", "e.g. -o ADDRESS,SIZE")
+    return list(defaults) + [c for c in names if c not in defaults] if extend else list(dict.fromkeys(names))
 
 
 def make_style(exact: bool, numeric_ids: bool = False, out: Optional[Output] = None):
+    """How values read: style_options, and user (and group) names."""
     from ..kinds import user_name
     from ..fields import Style
-    return Style(exact_sizes=exact or not is_terminal(), numeric_ids=numeric_ids, user_name=user_name)
+    style = Style(numeric_ids=numeric_ids, user_name=user_name, **style_options(exact, out))
+    style.time_given = bool(getattr(out, "time_format", None))
+    return with_group_names(style)
+
+
+def with_group_names(style):
+    """GROUP and CGROUP read names through the style, cached as user names are."""
+    from ..system import group_name
+    style.group_name = group_name
+    return style
 
 
 def print_rich(renderable) -> None:
+    """On the terminal, at its real width (rich would take 80 columns for TERM=dumb), or
+    wider where a table says it needs more (-W): a line the terminal wraps keeps its cells
+    whole, where rich would fold them. NO_COLOR and TERM=dumb still take the colour away."""
     from rich.console import Console  # rich only where a terminal will show it
-    Console().print(renderable)
+    width = max([terminal_width()] + [getattr(r, "min_width", None) or 0 for r in _parts(renderable)])
+    Console(width=width, height=25).print(renderable)
 
 
-def note_hidden(count: int) -> None:
-    """Say once what the maps scan could not see, and what would help."""
-    if not count:
+def _parts(renderable) -> list:
+    return [renderable, *getattr(renderable, "renderables", ())]
+
+
+def may_miss_holders(seg) -> bool:
+    """Whether hidden processes may hold this segment unseen: its count is "at least" (maps
+    we could not read), or the kernel's count (SysV nattch) is more than the processes seen."""
+    if seg.nattch_unsure or seg.orphan_unsure:
+        return True
+    seen = len({a.pid for a in seg.attachments}) if seg.attachments is not None else 0
+    return bool(seg.nattch) and seg.nattch > seen
+
+
+SHOWN_PIDS = 5  # the hidden pids a note names
+
+
+def note_hidden(pids: Sequence[int]) -> None:
+    """Say, once, which processes the maps scan could not see: call it only where they change
+    the answer in front of the user (a NATTCH of `N+`/`?`, `orphan?`, a PROCESSES column,
+    a stat that may miss holders, an rm that skipped for them)."""
+    if not pids:
         return
     import os
+    pids = sorted(pids)
+    named = ", ".join(map(str, pids[:SHOWN_PIDS]))
+    more = f" and {len(pids) - SHOWN_PIDS} more" if len(pids) > SHOWN_PIDS else ""
     why = ("their maps are closed even to this root (more privileged processes)" if os.geteuid() == 0
            else "run as root to see them")
-    note(f"attachments of {plural(count, 'process')} not visible; {why}")
+    word = "process" if len(pids) == 1 else "processes"
+    note(f"attachments of {word} {named}{more} not visible; {why}")
+
+
+def _complete_columns(ctx, param, incomplete):
+    from .params import complete_columns  # shell completion only
+    return complete_columns(ctx, param, incomplete)

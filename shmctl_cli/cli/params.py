@@ -38,6 +38,11 @@ class AddressParam(click.ParamType):
             _ftok_note(address.ftok[1])
         return address
 
+    def shell_complete(self, ctx, param, incomplete):
+        """The addresses of the segments that exist now (completion.py)."""
+        from .completion import addresses
+        return addresses(incomplete)
+
 
 class FtokParam(click.ParamType):
     """--ftok PATH,PROJ: checked here (exit 2), with the note on a project id whose low byte is 0."""
@@ -76,7 +81,64 @@ class ModeParam(click.ParamType):
         return value if isinstance(value, int) else parse_mode(value)
 
 
+class NumberParam(click.ParamType):
+    """A whole number (pid, shmid, page count) in ASCII digits, within bounds. Never click's
+    INT or IntRange: int() takes `١٢` as 12. Out of range or not a number: exit 2."""
+    name = "integer"
+
+    def __init__(self, what: str, minimum: int = 0, maximum=None):
+        self.what, self.minimum, self.maximum = what, minimum, maximum
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        from ..units import parse_count
+        return parse_count(value, self.what, self.minimum, self.maximum)
+
+
+class FileParam(click.ParamType):
+    """A local file named by the user: taken as given (the command checks it and says why it
+    cannot use it); the shell completes file names."""
+    name = "file"
+
+    def convert(self, value, param, ctx):
+        return value
+
+    def shell_complete(self, ctx, param, incomplete):
+        from .completion import files
+        return files(ctx, param, incomplete)
+
+
+# completers for options whose values are words of the system (shell_complete=...)
+def complete_columns(ctx, param, incomplete):
+    from .completion import columns
+    return columns(ctx, param, incomplete)
+
+
+def complete_users(ctx, param, incomplete):
+    from .completion import users
+    return users(ctx, param, incomplete)
+
+
+def complete_groups(ctx, param, incomplete):
+    from .completion import groups
+    return groups(ctx, param, incomplete)
+
+
+def complete_sysctl(ctx, param, incomplete):
+    from .completion import sysctl_assignments
+    return sysctl_assignments(ctx, param, incomplete)
+
+
 SIZE = SizeParam()
 ADDRESS = AddressParam()
 DURATION = DurationParam()
 MODE = ModeParam()
+FILE = FileParam()
+PID = NumberParam("pid", minimum=1)
+SHMID = NumberParam("shmid", maximum=0x7FFFFFFF)
+
+
+def command_words_completer(ctx, param, incomplete):
+    from .completion import command_words
+    return command_words(ctx, param, incomplete)

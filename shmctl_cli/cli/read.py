@@ -9,12 +9,12 @@ import sys
 import click
 
 from ..errors import Exit
-from .params import ADDRESS, MODE, SIZE
+from .params import ADDRESS, FILE, MODE, SIZE
 
 
 @click.command("read")
 @click.argument("address", type=ADDRESS)
-@click.option("-o", "--output", "output_path", metavar="FILE",
+@click.option("-o", "--output", "output_path", type=FILE, metavar="FILE",
               help="Write to FILE, not stdout ('-' is stdout). FILE must not exist unless --force; it appears "
                    "only when complete.")
 @click.option("-f", "--force", is_flag=True,
@@ -46,6 +46,7 @@ def read_command(address, output_path, force, mode, offset, length, hexdump, str
     from .. import kinds
     from .common import check_range
 
+    check_options(output_path, force)
     with kinds.open_segment(address, kinds.View(), writable=False) as handle:
         length = check_range(f"read {handle.address}", handle.size, offset, length)
         path = output_path if output_path not in (None, "-") else None  # None: stdout
@@ -56,6 +57,16 @@ def read_command(address, output_path, force, mode, offset, length, hexdump, str
             if got < length:
                 raise _short_read(handle.address, got, length, path)
     return Exit.OK
+
+
+def check_options(output_path, force: bool) -> None:
+    """--force and --mode are about -o FILE: without one they would be silently ignored.
+    (--hexdump with -o FILE or --string is meant: a hexdump into FILE, of the bytes before NUL.)"""
+    from ..errors import UsageError
+    mode_given = click.get_current_context().get_parameter_source("mode") != click.core.ParameterSource.DEFAULT
+    if output_path in (None, "-") and (force or mode_given):
+        option = "--force" if force else "--mode"
+        raise UsageError("read", f"{option} applies to -o FILE", "stdout is written as it is")
 
 
 @contextlib.contextmanager

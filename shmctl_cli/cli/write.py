@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..errors import Exit, UsageError
-from .params import ADDRESS, SIZE
+from .params import ADDRESS, FILE, SIZE
 
 
 def _parse_hex(text: str) -> bytes:
@@ -21,12 +21,14 @@ def _parse_hex(text: str) -> bytes:
 
 
 def _parse_byte(text: str) -> int:
+    from ..units import ascii_int
     try:
-        value = int(text, 0)
+        value = ascii_int(text, 0)
     except ValueError:
-        if len(text) == 1:
+        if len(text) == 1 and text.isascii():
             return ord(text)
-        raise UsageError(f"invalid --fill '{text}'", "expected a byte: 0-255, 0x00-0xff or one character") from None
+        raise UsageError(f"invalid --fill '{text}'",
+                         "expected a byte: 0-255, 0x00-0xff or one ASCII character") from None
     if not 0 <= value <= 255:
         raise UsageError(f"invalid --fill '{text}'", "a byte is 0-255")
     return value
@@ -39,7 +41,8 @@ class Source:
         self.length, self.data, self.fill, self.stream = length, data, fill, stream
 
 
-def _source(path, data, hex_data, fill, length, capacity) -> Source:
+def check_options(path, data, hex_data, fill, length, grow: bool, overcommit: bool) -> None:
+    """Options that contradict each other: exit 2 before any segment is looked for."""
     given = [name for name, value in (("FILE", path), ("--data", data), ("--hex", hex_data), ("--fill", fill))
              if value is not None]
     if len(given) > 1:
@@ -47,6 +50,15 @@ def _source(path, data, hex_data, fill, length, capacity) -> Source:
     if fill is not None:
         if length is None:
             raise UsageError("write", "--fill needs --length")
+        _parse_byte(fill)
+    if hex_data is not None:
+        _parse_hex(hex_data)
+    if overcommit and not grow:
+        raise UsageError("write", "--overcommit goes with --grow", "without --grow nothing grows")
+
+
+def _source(path, data, hex_data, fill, length, capacity) -> Source:
+    if fill is not None:
         return Source(length, fill=_parse_byte(fill))
     if data is not None or hex_data is not None:
         payload = data.encode() if data is not None else _parse_hex(hex_data)
@@ -66,14 +78,15 @@ def _stream_source(path: str, length, capacity) -> Source:
     # a pipe: its length is known only at its end. Read one byte more than fits, so that
     # an overflow is refused before anything is written (with --grow: all of it).
     limit = length if length is not None else (-1 if capacity is None else capacity + 1)
-    data = stream.read(limit)
+    from .common import read_all
+    data = read_all(stream, limit, f"read {'stdin' if path == '-' else path}")
     stream.close()
     return Source(len(data), data=data)
 
 
 @click.command("write")
 @click.argument("address", type=ADDRESS)
-@click.argument("path", metavar="[FILE|-]", required=False)
+@click.argument("path", metavar="[FILE|-]", type=FILE, required=False)
 @click.option("--data", metavar="STRING", help="Write this text (UTF-8).")
 @click.option("--hex", "hex_data", metavar="HEX", help="Write these bytes, in hex ('de ad be ef').")
 @click.option("--fill", metavar="BYTE", help="Write BYTE (0-255, 0xNN or a character) --length times.")
@@ -103,6 +116,7 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, ove
     from .. import kinds
     from ..errors import Conflict
 
+    check_options(path, data, hex_data, fill, length, grow, overcommit)
     view = kinds.View()
     with kinds.open_segment(address, view, writable=not dry_run) as handle:
         where = f"write {handle.address}"

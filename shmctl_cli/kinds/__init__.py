@@ -3,7 +3,7 @@ View (shmctl_cli/system.py) that holds the roots and caches of one run."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
 from .. import REGISTRY  # noqa: F401  (kinds.REGISTRY: the one in shmctl_cli/__init__.py)
 from ..address import namespace_prefix
@@ -216,3 +216,25 @@ def describe_processes(segment: Segment) -> None:
 def users(segment: Segment, view: View) -> List[int]:
     """Pids that keep a segment in use: attached, mapping it, or (POSIX) holding it open."""
     return kind(segment.kind).users(segment, view)
+
+
+def complete_addresses(word: str, view: View) -> List[Tuple[str, str]]:
+    """Shell completion of an ADDRESS: (address, description) of every segment that exists
+    now whose address, as shmctl prints it (escaped: no name can inject into the shell),
+    starts with `word`; and `KIND:` for a kind the word may still become whose segments
+    show only after it (mmap: the maps scan waits for `mmap:`)."""
+    from ..address import printable
+    found: List[Tuple[str, str]] = []
+    for name in REGISTRY:
+        prefix = name + ":"
+        if word and not word.startswith("/") and not prefix.startswith(word[:len(prefix)]):
+            continue
+        try:
+            offered = kind(name).complete(word, view)
+        except (OSError, ShmctlError):
+            offered = []  # a completion says nothing rather than fail
+        matches = [(printable(a), printable(about)) for a, about in offered if printable(a).startswith(word)]
+        if not matches and prefix.startswith(word) and word != prefix:
+            matches = [(prefix, f"{name} segments")]
+        found += matches
+    return found

@@ -12,7 +12,7 @@ from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageErr
 from ..model import Segment
 from ..procfs.maps import DELETED, SharedMapping
 from ..system import View
-from .base import CreateOptions, FileKind
+from .base import CreateOptions, FileKind, completion_note
 from .deleted import freed_when
 from .paths import identity, lstat_path, same_file
 
@@ -227,6 +227,12 @@ class MmapKind(FileKind):
 
     def collect(self, view: View, all_mappings: bool, processes: bool):
         return scan(view, all_mappings), []
+
+    def complete(self, word: str, view: View) -> List[Tuple[str, str]]:
+        """Only for a word that starts with `mmap:`: finding them takes the maps scan."""
+        if not word.startswith("mmap:"):
+            return []
+        return [(seg.address, completion_note("mmap", seg.size, seg.uid)) for seg in scan(view)]
 
     def find(self, address: "Address", view: View) -> Segment:
         if address.path is not None:

@@ -10,7 +10,7 @@ from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageErr
 from ..model import Segment
 from ..procfs import SEM_PREFIX
 from ..system import View
-from .base import CreateOptions, FileKind
+from .base import CreateOptions, FileKind, completion_note
 from .deleted import freed_when, held_links, posix_deleted
 from .paths import file_type
 
@@ -123,6 +123,30 @@ class PosixKind(FileKind):
 
     def place(self, view: View):
         return view.shm_dev
+
+    def complete(self, word: str, view: View) -> List[Tuple[str, str]]:
+        """`posix:/NAME` (and `/NAME` once the word starts with `/`) of each regular file in
+        /dev/shm that is no semaphore; nothing followed, nothing opened."""
+        found: List[Tuple[str, str]] = []
+        if view.shm_dir is None:
+            return found
+        try:
+            entries = list(os.scandir(view.shm_dir))
+        except OSError:
+            return found
+        for entry in entries:
+            if entry.name.startswith(SEM_PREFIX):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                about = completion_note("POSIX", st.st_size, st.st_uid)
+                found.append((posix_address(entry.name), about))
+                if word.startswith("/"):
+                    found.append(("/" + entry.name, about))
+        return found
     unsure_when_hidden = True  # a hidden process may hold it open: unseen users
 
     def collect(self, view: View, all_mappings: bool, processes: bool) -> Tuple[List[Segment], List[str]]:

@@ -99,7 +99,8 @@ def shortfall_error(result: PoolResult) -> LimitReached:
 
 
 def boot_parameters(size: int, count: int) -> str:
-    return f"hugepagesz={format_size(size)} hugepages={count}"
+    from ..units import kernel_size  # the kernel command line: 2M, 1G
+    return f"hugepagesz={kernel_size(size)} hugepages={count}"
 
 
 def persist_values(pool: HugePool, count: Optional[int], overcommit: Optional[int]) -> Dict[str, int]:

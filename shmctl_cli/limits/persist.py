@@ -98,8 +98,8 @@ def plan(path: str, values: Dict[str, object], system: "System") -> PersistPlan:
 def require_writable(path: str) -> None:
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
-        raise UsageError(f"cannot persist to {path}", f"no directory {directory}", "give a file in an existing "
-                         "directory")
+        raise UsageError(f"cannot persist to {path}", f"{directory}: no such file or directory",
+                         "give a file in an existing directory")
     if not os.access(directory, os.W_OK):
         raise PermissionDenied(f"cannot persist to {path}", f"{directory} is not writable", ROOT_HINT)
 
@@ -117,5 +117,9 @@ def write(persist: PersistPlan) -> None:
         mode = 0o644
     except OSError as exc:
         raise from_oserror(exc, f"cannot persist to {persist.path}") from None
-    with output_file(persist.path, replace=True, mode=mode) as fd:
-        write_all(fd, persist.new_text.encode("utf-8", "surrogateescape"))
+    from ..outfile import local_error
+    try:
+        with output_file(persist.path, replace=True, mode=mode) as fd:
+            write_all(fd, persist.new_text.encode("utf-8", "surrogateescape"))
+    except OSError as exc:  # a full device is exit 1, not a shared-memory limit
+        raise local_error(exc, f"cannot persist to {persist.path}") from None

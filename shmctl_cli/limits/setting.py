@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import Conflict, PermissionDenied, UsageError, from_oserror
 from ..procfs.sysctl import read_sysctl_int, sysctl_path
+from ..units import is_ascii_digits
 from . import KERNEL_DEFAULT, ROOT_HINT, ULONG_MAX, Limits, write_value
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def parse_value(name: str, text: str, page_size: int) -> Tuple[int, Optional[str
         return DEFAULTS[name], None
     if text.startswith("-"):
         raise UsageError(what, "negative values are not allowed", HINTS[name])
-    if text.isdigit():
+    if is_ascii_digits(text):
         value, note = int(text), None
     elif name in ("shmmax", "shmall") and text:
         value, note = _size(what, text, name, page_size)

@@ -70,8 +70,13 @@ def parse_shared_maps(text: bytes) -> List[SharedMapping]:
 class MapsScan:
     def __init__(self):
         self.by_pid: Dict[int, List[SharedMapping]] = {}
-        self.hidden = 0  # processes whose maps could not be read (permission)
+        self.hidden_pids: List[int] = []  # processes whose maps could not be read (permission)
         self.pids: Set[int] = set()  # every process seen
+
+    @property
+    def hidden(self) -> int:
+        """How many processes were hidden (the count the kinds reason with)."""
+        return len(self.hidden_pids)
 
 
 def list_pids(proc: str) -> List[int]:
@@ -87,7 +92,7 @@ def scan_shared_maps(proc: str) -> MapsScan:
         try:
             data = read_bytes(f"{proc}/{pid}/maps")
         except PermissionError:
-            scan.hidden += 1
+            scan.hidden_pids.append(pid)
             continue
         except (FileNotFoundError, ProcessLookupError):
             continue

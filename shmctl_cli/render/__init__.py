@@ -81,17 +81,37 @@ def plain_table(segments: Sequence[Segment], columns: Sequence[str], style: Styl
 
 def rich_table(segments: Sequence[Segment], columns: Sequence[str], style: Style, headings: bool = True,
                title: Optional[str] = None):
+    """The table fitted to the terminal (render/layout.py): no cell ever folds."""
+    from .layout import Column
+    fields = [COLUMNS[name] for name in columns]
+    specs = [Column(name if headings else "", texts, f.priority, f.squeeze, name in style.pinned)
+             for name, f, texts in zip(columns, fields, cells(segments, columns, style))]
+    return rich_grid(specs, [f.right for f in fields], style, headings, title, [f.colour for f in fields])
+
+
+def rich_grid(specs, right: Sequence[bool], style: Style, headings: bool = True, title: Optional[str] = None,
+              colours: Optional[Sequence] = None, title_justify: str = "center"):
+    """A rich table of whole cells: the columns layout.fit keeps, at exactly the widths it
+    gives, never wrapped; `min_width` tells print_rich how wide the lines are (wider than
+    the terminal only where -W or unshrinkable columns ask for it)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
-    table = Table(box=box.SIMPLE_HEAD, show_header=headings, header_style="bold", title=title, pad_edge=False)
-    for name in columns:
-        table.add_column(name, justify="right" if COLUMNS[name].right else "left", overflow="fold")
-    colours = [COLUMNS[name].colour for name in columns]
-    for row in zip(*cells(segments, columns, style)) if segments else ():
+
+    from .layout import cut_cells, fit
+    layout = fit(specs, style.width or 1 << 30, style.notruncate)
+    table = Table(box=box.SIMPLE_HEAD, show_header=headings, header_style="bold", title=title, pad_edge=False,
+                  show_edge=False, padding=0, min_width=layout.total, title_justify=title_justify)
+    shown = []
+    for i, width in zip(layout.keep, layout.widths):
+        table.add_column(specs[i].heading, justify="right" if right[i] else "left", no_wrap=True, width=width,
+                         overflow="ellipsis")
+        colour = colours[i] if colours else None
         # Text, not a str: rich would read "[bold]" in a name as markup
-        table.add_row(*(Text(text) if colour is None else Text.from_markup(colour(text))
-                        for colour, text in zip(colours, row)))
+        shown.append([Text(t) if colour is None else Text.from_markup(colour(t))
+                      for t in cut_cells(specs[i].cells, width)])
+    for row in zip(*shown):
+        table.add_row(*row)
     return table
 
 
@@ -111,13 +131,29 @@ def _json_column(field: Field, segments: Sequence[Segment], style: Style) -> lis
     return [convert(v, style) for v in values]
 
 
-def segment_dicts(segments: Sequence[Segment], style: Style, processes: bool = True) -> List[dict]:
+def json_fields(columns: Optional[Sequence[str]] = None, processes: bool = True) -> List[Field]:
+    """The JSON fields: every one without `columns`; with them (-o, a preset) each chosen
+    column's key in their order, each followed by its JSON-only companions (key_hex after KEY,
+    nattch_exact after NATTCH, hugetlb after STATUS, orphan_certain after ORPHAN)."""
+    if columns is None:
+        fields = JSON_FIELDS
+    else:
+        fields = []
+        for name in columns:
+            if COLUMNS[name].key:
+                fields.append(COLUMNS[name])
+            fields += [f for f in JSON_FIELDS if f.name is None and f.json_after == name]
+    return [f for f in fields if processes or f.key != "processes"]
+
+
+def segment_dicts(segments: Sequence[Segment], style: Style, processes: bool = True,
+                  columns: Optional[Sequence[str]] = None) -> List[dict]:
     """The JSON objects of `segments`, built a field at a time. "processes" is there only
     when asked and scanned."""
-    fields = [f for f in JSON_FIELDS if processes or f.key != "processes"]
+    fields = json_fields(columns, processes)
     keys = [f.key for f in fields]
     rows = [dict(zip(keys, row)) for row in zip(*(_json_column(f, segments, style) for f in fields))]
-    if processes:
+    if "processes" in keys:
         for row in rows:
             if row["processes"] is None:
                 del row["processes"]
@@ -133,14 +169,70 @@ def to_json(data) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
-def inventory_json(inv: Inventory, style: Style, processes: bool, summary: Optional[dict] = None) -> str:
-    data = {"segments": segment_dicts(inv.segments, style, processes),
-            "hidden_processes": inv.hidden_processes, "not_segments": [printable(n) for n in inv.skipped]}
+def _json_value(value, indent: str) -> str:
+    """One value as json.dumps(..., indent=2) writes it at that depth."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is str:
+        from json.encoder import encode_basestring_ascii
+        return encode_basestring_ascii(value)
+    import json
+    return json.dumps(value, indent=2).replace("\n", "\n" + indent)
+
+
+_ITEM_INDENT = " " * 6
+
+
+def _json_items(field: Field, segments: Sequence[Segment], style: Style) -> List[str]:
+    """One field's `"key": value` lines, column-wise; "" where a row leaves the key out
+    (processes not scanned). A field of few distinct values encodes each once."""
+    values = _json_column(field, segments, style)
+    head = f'{_ITEM_INDENT}"{field.key}": '
+    optional = field.key == "processes"
+    try:
+        distinct = set(values)
+    except TypeError:  # lists: processes
+        distinct = None
+    if distinct is not None and len(distinct) * 4 <= len(values):
+        item = {v: "" if optional and v is None else head + _json_value(v, _ITEM_INDENT) for v in distinct}
+        return list(map(item.__getitem__, values))
+    return ["" if optional and v is None else head + _json_value(v, _ITEM_INDENT) for v in values]
+
+
+def segments_json_text(segments: Sequence[Segment], style: Style, processes: bool,
+                       columns: Optional[Sequence[str]] = None) -> str:
+    """The "segments" array, text for text what json.dumps(segment_dicts(...), indent=2) gives
+    at depth one, made a column at a time: json's own encoder walks 32000 x 30 values in Python."""
+    if not segments:
+        return "[]"
+    fields = json_fields(columns, processes)
+    if not fields:
+        return "[\n" + ",\n".join(["    {}"] * len(segments)) + "\n  ]"
+    rows = zip(*(_json_items(f, segments, style) for f in fields))
+    join = ",\n".join
+    objects = [join(filter(None, row)) for row in rows]
+    body = ",\n".join([f"    {{\n{o}\n    }}" if o else "    {}" for o in objects])
+    return "[\n" + body + "\n  ]"
+
+
+def inventory_json(inv: Inventory, style: Style, processes: bool, summary: Optional[dict] = None,
+                   columns: Optional[Sequence[str]] = None) -> str:
+    data = {"segments": [], "hidden_processes": inv.hidden_processes,
+            "not_segments": [printable(n) for n in inv.skipped]}
     if inv.namespaces:
         data["namespaces"] = [namespace_dict(n) for n in inv.namespaces]
     if summary is not None:
         data["summary"] = summary
-    return to_json(data)
+    text = to_json(data)
+    head = '{\n  "segments": '
+    return head + segments_json_text(inv.segments, style, processes, columns) + text[len(head) + 2:]
 
 
 def namespace_dict(n) -> dict:
@@ -182,13 +274,34 @@ def _namespace_totals(inv: Inventory) -> List[dict]:
     return totals
 
 
+NAMESPACE_HEADERS = ("NAMESPACE", "KINDS", "COUNT", "SIZE", "RSS", "PID", "CONTAINER", "COMMAND")
+
+
 def _namespace_lines(rows: List[dict], style: Style) -> List[str]:
-    lines = [f"{'NAMESPACE':<16} {'KINDS':<10} {'COUNT':>6} {'SIZE':>10} {'RSS':>10} {'PID':>7} CONTAINER COMMAND"]
-    for r in rows:
-        lines.append(f"{r['namespace']:<16} {','.join(r['kinds']):<10} {r['count']:>6} {style.size(r['size']):>10} "
-                     f"{style.size(r['rss']):>10} {r['pid'] or '-':>7} {r['container'] or '-'} "
-                     f"{printable(r['command'], space=True)}")
-    return lines
+    """One line per namespace; on a terminal fitted to it (COMMAND and CONTAINER cut first)."""
+    from .layout import Column, fitted_lines
+    table = [(r["namespace"], ",".join(r["kinds"]), str(r["count"]), style.size(r["size"]), style.size(r["rss"]),
+              str(r["pid"] or "-"), printable(r["container"] or "-", space=True),
+              printable(r["command"], space=True)) for r in rows]
+    columns = list(zip(*table)) if table else [()] * len(NAMESPACE_HEADERS)
+    priorities = (0, 4, 1, 2, 3, 6, 5, 7)
+    specs = [Column(h, columns[i], priorities[i], squeeze=h in ("CONTAINER", "COMMAND"))
+             for i, h in enumerate(NAMESPACE_HEADERS)]
+    right = [h in ("COUNT", "SIZE", "RSS", "PID") for h in NAMESPACE_HEADERS]
+    return fitted_lines(specs, right, style.width, style.notruncate)
+
+
+def _wrapped(lines: List[str], width: Optional[int]) -> List[str]:
+    """Sentences wrapped at the terminal's width (continuation lines indented); as they are on a pipe."""
+    if not width:
+        return lines
+    import textwrap
+    out = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        out += textwrap.wrap(line, width, subsequent_indent=indent + "  ", break_long_words=False,
+                             break_on_hyphens=False) or [line]
+    return out
 
 
 def _deleted_totals(inv: Inventory) -> dict:
@@ -220,6 +333,7 @@ def summary_text(summary: dict, style: Style) -> str:
                      f"{', '.join(map(str, pids[:8]))}{' ...' if len(pids) > 8 else ''} let go")
     if summary.get("hugetlb"):
         lines.append(f"Hugetlb (not in Shmem): {style.size(summary['hugetlb'])}")
+    lines = lines[:1 + len(summary["kinds"])] + _wrapped(lines[1 + len(summary["kinds"]):], style.width)
     if summary.get("namespaces"):
         lines += [""] + _namespace_lines(summary["namespaces"], style)
     return "\n".join(lines) + "\n"
@@ -261,19 +375,28 @@ def detail_text(s: Segment, style: Style) -> str:
 
 
 def rich_detail(s: Segment, style: Style):
-    from rich import box
+    """`stat` on a terminal: label and value; a long value wraps at its spaces under the
+    value column, and the address is never broken (the lines grow wider instead)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
-    fields = Table(box=None, show_header=False, pad_edge=False)
-    fields.add_column(style="bold")
-    fields.add_column()
-    for k, v in _printable_fields(s, style):
-        fields.add_row(k, Text.from_markup(COLUMNS["STATUS"].colour(v)) if k == "status" else Text(v))
+    style = style.with_times("full")  # a terminal has room for the whole time here
+    fields = _printable_fields(s, style)
+    label_width = max(len(k) for k, _ in fields)
+    address_width = len(dict(fields).get("address", ""))
+    table = Table(box=None, show_header=False, pad_edge=False, padding=0,
+                  min_width=label_width + 1 + address_width)
+    table.add_column(style="bold", no_wrap=True, width=label_width + 1)
+    table.add_column(overflow="fold")
+    for k, v in fields:
+        table.add_row(k, Text.from_markup(COLUMNS["STATUS"].colour(v)) if k == "status" else Text(v))
     rows = _printable_rows(s)
     if not rows:
-        return fields
-    procs = Table(*ATTACH_HEADERS, box=box.SIMPLE_HEAD, header_style="bold", title="attached processes")
-    for row in rows:
-        procs.add_row(*map(Text, row))
-    return Group(fields, procs)
+        return table
+    from .layout import Column
+    columns = list(zip(*rows))
+    priorities = {"PID": 0, "USER": 3, "RANGE": 4, "PERMS": 5, "OFFSET": 6, "COMMAND": 2}
+    specs = [Column(h, columns[i], priorities[h], squeeze=h == "COMMAND") for i, h in enumerate(ATTACH_HEADERS)]
+    procs = rich_grid(specs, [h == "PID" for h in ATTACH_HEADERS], style, title="attached processes",
+                      title_justify="left")
+    return Group(table, procs)

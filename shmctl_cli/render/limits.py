@@ -141,21 +141,42 @@ def pool_rows(limits: Limits, style: Style) -> List[tuple]:
 
 # --- plain text ---
 
-def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
-    table = [tuple(headers)] + [tuple(r) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-    lines = []
-    for row in table:
-        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-        lines.append(" ".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
+def aligned(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = (),
+            style: Optional[Style] = None, priorities: Sequence[int] = (), squeeze: Sequence[int] = (),
+            headings: bool = True) -> str:
+    """Aligned columns; on a terminal (style.width) fitted to it by render/layout.py: the
+    first column (a NAME people type into `limits set`) is never cut, `squeeze` columns
+    are cut with '…' first, then the highest `priorities` are dropped."""
+    from .layout import Column, fitted_lines
+    columns = list(zip(*rows)) if rows else [()] * len(headers)
+    specs = [Column(h, columns[i], 0 if i == 0 else (priorities[i] if priorities else 9), i in squeeze)
+             for i, h in enumerate(headers)]
+    width = style.width if style is not None else None
+    notruncate = style.notruncate if style is not None else False
+    lines = fitted_lines(specs, [i in right for i in range(len(headers))], width, notruncate, headings)
+    return "".join(line + "\n" for line in lines)
 
 
-def limits_text(limits: Limits, style: Style) -> str:
-    text = aligned(LIMIT_HEADERS, [r[1:6] for r in limit_rows(limits, style)], right=(1, 2, 3))
+LIMIT_PRIORITIES = (0, 1, 2, 3, 4)
+POOL_PRIORITIES = (0, 6, 1, 2, 4, 5, 7, 3)
+
+
+def limits_text(limits: Limits, style: Style, raw: bool = False, headings: bool = True) -> str:
+    rows = [r[1:6] for r in limit_rows(limits, style)]
+    if raw:
+        return _raw(LIMIT_HEADERS, rows, headings) + (
+            "\n" + _raw(POOL_HEADERS, pool_rows(limits, style), headings) if limits.pools else "")
+    text = aligned(LIMIT_HEADERS, rows, (1, 2, 3), style, LIMIT_PRIORITIES, headings=headings)
     if limits.pools:
-        text += "\n" + aligned(POOL_HEADERS, pool_rows(limits, style), right=(0, 2, 3, 4, 5, 6))
+        text += "\n" + aligned(POOL_HEADERS, pool_rows(limits, style), (0, 2, 3, 4, 5, 6), style, POOL_PRIORITIES,
+                               headings=headings)
     return text
+
+
+def _raw(headers: Sequence[str], rows: Sequence[Sequence[str]], headings: bool) -> str:
+    """Unaligned, one space between cells (lsipc --raw): every cell is one word already."""
+    table = ([tuple(headers)] if headings else []) + [tuple(r) for r in rows]
+    return "".join(" ".join(r) + "\n" for r in table)
 
 
 # --- rich ---
@@ -163,9 +184,12 @@ def limits_text(limits: Limits, style: Style) -> str:
 _TITLES = {"sysv": "SysV limits", "dev_shm": "/dev/shm", "memory": "memory"}
 
 
+NO_LIMIT = "no limit"
+
+
 def _rich_value(limits: Limits, row: tuple, style: Style) -> str:
     r = limits.resources.get(row[1].replace("_bytes", ""))
-    return "[dim]no limit[/]" if r is not None and r.unlimited else row[2]
+    return NO_LIMIT if r is not None and r.unlimited else row[2]
 
 
 def _use_colour(text: str) -> str:
@@ -176,27 +200,41 @@ def _use_colour(text: str) -> str:
     return f"[{colour}]{text}[/]" if colour else text
 
 
+WHAT_PRIORITIES = (0, 1, 2, 3, 5, 4)  # NAME VALUE USED USE% UNIT WHAT: WHAT is cut first, UNIT dropped first
+
+
 def limits_rich(limits: Limits, style: Style):
-    from rich import box
+    """One table a section, fitted to the terminal (render/layout.py): NAME is never cut
+    (it is what `limits set` takes), WHAT is cut with '…' and dropped first."""
     from rich.console import Group
-    from rich.table import Table
+
+    from . import rich_grid
+    from .layout import Column
     tables = []
     rows = limit_rows(limits, style)
+    headers = LIMIT_HEADERS + ("WHAT",)
     for section, title in _TITLES.items():
         if section == "sysv" and limits.ipc_namespace:
             title += f" (IPC namespace {limits.ipc_namespace})"
-        table = Table("NAME", "VALUE", "USED", "USE%", "UNIT", "WHAT", box=box.SIMPLE_HEAD, header_style="bold",
-                      title=title, title_justify="left", pad_edge=False)
-        for row in (r for r in rows if r[0] == section):
-            table.add_row(row[1], _rich_value(limits, row, style), row[3], _use_colour(row[4]), row[5], row[6])
-        tables.append(table)
+        mine = [r for r in rows if r[0] == section]
+        cells = list(zip(*[(r[1], _rich_value(limits, r, style), r[3], r[4], r[5], r[6]) for r in mine]))
+        specs = [Column(h, cells[i] if cells else (), WHAT_PRIORITIES[i], squeeze=h == "WHAT")
+                 for i, h in enumerate(headers)]
+        colours = [None, _markup, None, _use_colour, None, None]
+        tables.append(rich_grid(specs, [False, True, True, True, False, False], style, title=title,
+                                colours=colours, title_justify="left"))
     if limits.pools:
-        pools = Table(*POOL_HEADERS, box=box.SIMPLE_HEAD, header_style="bold", title="huge page pools",
-                      title_justify="left", pad_edge=False)
-        for row in pool_rows(limits, style):
-            pools.add_row(*row)
-        tables.append(pools)
-    return Group(*tables)
+        cells = list(zip(*pool_rows(limits, style)))
+        specs = [Column(h, cells[i], POOL_PRIORITIES[i]) for i, h in enumerate(POOL_HEADERS)]
+        right = [i in (0, 2, 3, 4, 5, 6) for i in range(len(POOL_HEADERS))]
+        tables.append(rich_grid(specs, right, style, title="huge page pools", title_justify="left"))
+    from rich.text import Text
+    spaced = [part for table in tables for part in (table, Text(""))][:-1]  # a blank line between sections
+    return Group(*spaced)
+
+
+def _markup(text: str) -> str:
+    return "[dim]no limit[/]" if text == NO_LIMIT else text
 
 
 # --- limits set ---
@@ -303,8 +341,12 @@ SYSV_NS_HEADERS = ("NAMESPACE", "CONTAINER", "SEGMENTS", "SHMMNI%", "SHMALL%", "
 SHM_NS_HEADERS = ("NAMESPACE", "CONTAINER", "SIZE", "USED", "USE%", "PROMISED", "COMMIT%", "PID", "COMMAND")
 
 
+NS_PRIORITIES = {"NAMESPACE": 0, "CONTAINER": 2, "PID": 6, "COMMAND": 5}
+
+
 def namespace_limits_text(pairs, style: Style) -> str:
-    """Two tables: SysV per IPC namespace, /dev/shm per mount namespace (plain, aligned)."""
+    """Two tables: SysV per IPC namespace, /dev/shm per mount namespace (plain, aligned;
+    fitted to the terminal: COMMAND and CONTAINER are cut first, then dropped)."""
     from ..address import printable
     sysv, shm = [], []
     for n, limits in pairs:
@@ -318,10 +360,10 @@ def namespace_limits_text(pairs, style: Style) -> str:
             d = limits.dev_shm
             shm.append(head + (style.size(d.size), style.size(d.used), _pct(_percent(d.used, d.size)),
                                style.size(d.promised), _pct(_percent(d.committed, d.size))) + tail)
-    return _aligned(SYSV_NS_HEADERS, sysv) + "\n" + _aligned(SHM_NS_HEADERS, shm)
+    return _aligned(SYSV_NS_HEADERS, sysv, style) + "\n" + _aligned(SHM_NS_HEADERS, shm, style)
 
 
-def _aligned(headers: Sequence[str], rows: List[tuple]) -> str:
-    table = [tuple(headers)] + rows
-    widths = [max(len(r[i]) for r in table) for i in range(len(headers))]
-    return "".join(" ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in table)
+def _aligned(headers: Sequence[str], rows: List[tuple], style: Style) -> str:
+    priorities = [NS_PRIORITIES.get(h, 3) for h in headers]
+    squeeze = [headers.index("CONTAINER"), headers.index("COMMAND")]
+    return aligned(headers, rows, (), style, priorities, squeeze)

@@ -11,7 +11,7 @@ from ...procfs.sysvipc import SHM_DEST, SHM_LOCKED, read_sysvipc_shm
 from ...units import format_key
 from ...system import View
 from ...units import plural
-from ..base import CreateOptions, Kind
+from ..base import CreateOptions, Kind, completion_note
 from .hugetlb import settle as settle_hugetlb
 from .segment import open_segment, remove, resolve_key, resolve_shmid  # noqa: F401 (kinds.sysv API)
 
@@ -126,6 +126,19 @@ class SysvKind(Kind):
 
     def place(self, view: View):
         return view.ipc_ns
+
+    def complete(self, word: str, view: View):
+        """`sysv:SHMID`, and `sysv:key=0x...` once the word reaches past `sysv:`: from
+        /proc/sysvipc/shm alone."""
+        view.enter_ipc()
+        c = read_sysvipc_shm(view.proc)
+        found = []
+        for shmid, key, size, uid in zip(c["shmid"], c["key"], c["size"], c["uid"]):
+            about = completion_note("SysV", size, uid) + (f", key {format_key(key)}" if key else "")
+            found.append((f"sysv:{shmid}", about))
+            if key and word.startswith("sysv:"):
+                found.append((f"sysv:key={format_key(key)}", about))
+        return found
 
     def check_create_options(self, address: "Address", options: CreateOptions) -> None:
         where = f"create {address}"
