@@ -54,7 +54,7 @@ def start(*args):
 def test_held_until_sigint_then_detached(segment, kind):
     address = segment(kind)
     proc, line = start(address)
-    assert f"attached {address} at 0x" in line and "(65536 bytes, read-write)" in line and f"pid {proc.pid}" in line
+    assert f"attached {address} at 0x" in line and "(64KiB, read-write)" in line and f"pid {proc.pid}" in line
     seg = listed("--output-all")[address]
     assert seg["nattch"] == 1 and [p["pid"] for p in seg["processes"]] == [proc.pid]
     proc.send_signal(signal.SIGINT)

@@ -110,19 +110,23 @@ def test_groff_finds_nothing_to_warn_about(name):
 
 
 def test_pip_installs_the_man_pages_and_completions(tmp_path):
-    """pip install --prefix: every page into share/man/man1, each script where its shell looks."""
-    prefix = tmp_path / "prefix"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--prefix", str(prefix), ROOT],
+    """The wheel pip builds carries every page for share/man/man1 and each script where its shell
+    looks (pip installs a wheel's .data/data/ under the prefix). Built, not installed: installing
+    into a --prefix would uninstall the shmctl of this environment."""
+    import zipfile
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), ROOT],
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    share = prefix / "share"
-    for name in os.listdir(os.path.join(ROOT, "man")):
-        assert (share / "man" / "man1" / name).read_text() == _page(name[:-2])
-    installed = {"completions/shmctl.bash": "bash-completion/completions/shmctl",
-                 "completions/_shmctl": "zsh/site-functions/_shmctl",
-                 "completions/shmctl.fish": "fish/vendor_completions.d/shmctl.fish"}
-    for source, target in installed.items():
-        assert (share / target).read_text() == open(os.path.join(ROOT, source)).read()
+    [wheel] = tmp_path.glob("shmctl-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        data = {name.split(".data/data/share/", 1)[1]: name for name in archive.namelist() if ".data/data/share/" in name}
+        for name in os.listdir(os.path.join(ROOT, "man")):
+            assert archive.read(data[f"man/man1/{name}"]).decode() == _page(name[:-2])
+        installed = {"completions/shmctl.bash": "bash-completion/completions/shmctl",
+                     "completions/_shmctl": "zsh/site-functions/_shmctl",
+                     "completions/shmctl.fish": "fish/vendor_completions.d/shmctl.fish"}
+        for source, target in installed.items():
+            assert archive.read(data[target]).decode() == open(os.path.join(ROOT, source)).read()
 
 
 def test_every_exit_code_and_address_form_is_in_help_man_and_readme():

@@ -32,7 +32,9 @@ def test_a_new_field_is_one_line(monkeypatch):
                        label="pages", help="size in pages")
     table = fields.FIELDS + [new]
     monkeypatch.setattr(render, "COLUMNS", {f.name: f for f in table if f.name})
-    monkeypatch.setattr(render, "JSON_FIELDS", fields._placed([f for f in table if f.key], "json_after"))
+    from shmctl_cli.render import json_text
+    monkeypatch.setattr(json_text, "COLUMNS", {f.name: f for f in table if f.name})
+    monkeypatch.setattr(json_text, "JSON_FIELDS", fields._placed([f for f in table if f.key], "json_after"))
     monkeypatch.setattr(fields, "STAT_FIELDS", fields._placed([f for f in table if f.label], "stat_after"))
     seg = Segment("posix", "posix:/x", 12, name="/x", size=8192)
     assert render.plain_table([seg], ["ADDRESS", "PAGES"], _style()) == "ADDRESS  PAGES\nposix:/x     2\n"

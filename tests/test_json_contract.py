@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from conftest import ROOT, run, run_in_process
+from conftest import run, run_in_process
 
 jsonschema = pytest.importorskip("jsonschema")
 from referencing import Registry, Resource  # noqa: E402  (jsonschema's own dependency)

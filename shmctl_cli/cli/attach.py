@@ -89,7 +89,8 @@ def attach_command(address, command, readonly, lock, duration):
             if lock:
                 handle.lock_pages(start, f"attach {handle.address} --lock")
             mode = "read-only" if readonly else "read-write"
-            note(f"attached {handle.address} at 0x{start:x} ({handle.size} bytes, {mode}{', locked' if lock else ''}) "
+            from ..units import format_size
+            note(f"attached {handle.address} at 0x{start:x} ({format_size(handle.size)}, {mode}{', locked' if lock else ''}) "
                  f"in pid {os.getpid()}")
             # the printed form, which every command reads back as this object (raw, a name
             # holding `\x41` would reach another one)

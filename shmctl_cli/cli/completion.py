@@ -20,7 +20,6 @@ completed starts with `mmap:`.
 from __future__ import annotations
 
 import os
-from typing import List
 
 import click
 

@@ -6,7 +6,6 @@ from typing import List, Optional, Sequence
 
 import click
 
-from ..units import plural
 
 
 def is_terminal() -> bool:

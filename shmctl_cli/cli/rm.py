@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 import click
 
 from .. import KINDS
-from ..errors import Exit, UsageError
+from ..errors import UsageError
 from ..units import plural
 from .params import ADDRESS, SHMID, complete_users
 
