@@ -167,6 +167,17 @@ def shmctl_in_process():
 
 # --- real segments, made by another process ---
 
+def stop_child(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Close a child's stdin (its signal to exit), wait for it, and kill it if it will not go."""
+    if proc.stdin is not None and not proc.stdin.closed:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Holder:
     def __init__(self, specs):
         self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "holder.py"), json.dumps(specs)],
@@ -182,13 +193,7 @@ class Holder:
         self.pid = self.proc.pid
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ISOLATED, ROOT, mount_tmpfs, python_as, run, run_as
+from conftest import ISOLATED, ROOT, mount_tmpfs, python_as, run, run_as, stop_child
 
 pytestmark = pytest.mark.skipif(not (ROOT and ISOLATED), reason="needs root in the session's own namespaces")
 
@@ -103,13 +103,7 @@ class Child:
         return json.loads(line)
 
     def close(self):
-        if not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_child(self.proc, 20)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ROOT, run, stop_child
 
 pytestmark = pytest.mark.skipif(not ROOT, reason="namespaces need root")
 
@@ -79,13 +79,7 @@ class Child:
         return answer
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_child(self.proc)
 
 
 @pytest.fixture
