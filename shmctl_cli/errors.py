@@ -30,6 +30,8 @@ class Exit(IntEnum):
     CONFLICT = 5, "conflict: already exists, still attached, would truncate or overflow"
     LIMIT = 6, ("a kernel limit stops it (shmmax, shmall, shmmni, hugepage pool, tmpfs full, memlock); "
                 "never a full output device, which is 1")
+    DOCTOR_WARNING = 8, "doctor: the worst finding is a warning (something will go wrong under load or later)"
+    DOCTOR_CRITICAL = 9, "doctor: the worst finding is critical (something is wrong now, or data is at risk)"
     COMMAND_NOT_RUNNABLE = 126, ("attach -- CMD: CMD cannot run (the shell's code; "
                                  "a CMD that ran gives its own status, 128+N if signal N killed it)")
     COMMAND_NOT_FOUND = 127, "attach -- CMD: no such CMD (the shell's code)"

@@ -231,9 +231,64 @@ def output_file(path: str, replace: bool = False, mode: int = 0o600,
     """The descriptor to write FILE's content to; FILE appears, complete, when the block ends
     without an exception (signals included: KeyboardInterrupt and Signalled leave no trace).
     `not_same_as`: a descriptor whose file FILE must not be (the segment being read)."""
-    out = OutputFile(path, replace, mode, not_same_as)
+    with written(OutputFile(path, replace, mode, not_same_as)) as fd:
+        yield fd
+
+
+@contextlib.contextmanager
+def written(out: OutputFile) -> Iterator[int]:
     try:
         yield out.open()
         out.publish()
     finally:
         out.discard()
+
+
+class ReplacedFile(OutputFile):
+    """A file whose name is shmctl's by convention (`metrics --textfile-dir DIR`: DIR/shmctl.prom,
+    rewritten every minute): whatever stands at the name, a symlink or a file of anyone's, is
+    replaced by rename(2), which swaps the directory entry and never opens nor follows the old
+    one. Only a directory there stops it."""
+
+    def _check_existing(self) -> Optional[os.stat_result]:
+        st = self._lstat()
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise Conflict(f"write {self.path}", "it is a directory", "remove it: shmctl writes a file there")
+        return st
+
+    def _publish_new(self) -> None:
+        self._rename_over()
+
+
+def replaced_file(path: str, mode: int = 0o644):
+    """The descriptor to write FILE's content to; FILE replaced atomically when the block ends."""
+    return written(ReplacedFile(path, replace=True, mode=mode))
+
+
+# --- a log appended to (shmctl watch --log FILE) ---
+
+def append_file(path: str) -> int:
+    """An O_APPEND fd of FILE for a log: created 0600 if absent; an existing FILE only if it is
+    a regular file of the caller's own (never a symlink, FIFO or device: O_NOFOLLOW, and
+    O_NONBLOCK so that a FIFO planted there cannot hold the open). Its directory is reached as
+    OutputFile's is: through no symlink another user planted."""
+    directory, name = _split(path)
+    dir_fd = _open_directory(directory, f"open {path}")
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Conflict(f"open {path}", "it is a symbolic link", "shmctl never writes through one") from None
+        raise local_error(exc, f"open {path}") from None
+    finally:
+        os.close(dir_fd)
+    st = os.fstat(fd)
+    problem = next((f"it is {kind}" for test, kind in _KIND_OF if test(st.st_mode)), None)
+    if problem is None and st.st_uid != os.geteuid():
+        problem = f"it is owned by uid {st.st_uid}"
+    if problem:
+        os.close(fd)
+        raise Conflict(f"open {path}", problem, "a log is appended only to a regular file of your own")
+    os.set_blocking(fd, True)
+    return fd

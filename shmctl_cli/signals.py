@@ -32,6 +32,12 @@ def install() -> None:
         signal.signal(signum, _raise)
 
 
+def wakeup_fd() -> int:
+    """The read end of the wakeup pipe (-1 before install): a loop that waits in poll() on
+    fds of its own adds it, so that a signal landing just before the wait ends it at once."""
+    return _wakeup
+
+
 def wait_readable(fd: int) -> None:
     """Until fd has data (or its end); a stop signal raises Signalled instead."""
     while True:

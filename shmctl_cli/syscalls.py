@@ -68,6 +68,11 @@ SIGNATURES = {
     "renameat2": (c_int, [c_int, c_char_p, c_int, c_char_p, c_uint]),
     "setns": (c_int, [c_int, c_int]),
     "name_to_handle_at": (c_int, [c_int, c_char_p, c_void_p, c_void_p, c_int]),
+    # shmctl watch: notifications of /dev/shm (watch/notify.py)
+    "inotify_init1": (c_int, [c_int]),
+    "inotify_add_watch": (c_int, [c_int, c_char_p, c_uint32]),
+    "fanotify_init": (c_int, [c_uint, c_uint]),
+    "fanotify_mark": (c_int, [c_int, c_uint, ctypes.c_uint64, c_int, c_char_p]),
 }
 
 
@@ -263,6 +268,37 @@ def rename_noreplace(dir_fd: int, old: str, new: str) -> None:
     included, never followed); EINVAL where the filesystem does not support the flag."""
     if _f["renameat2"](dir_fd, os.fsencode(old), dir_fd, os.fsencode(new), RENAME_NOREPLACE) < 0:
         raise _fail(f"rename {old} to {new}")
+
+
+# --- notifications (shmctl watch) ---
+
+def inotify_init1(flags: int) -> int:
+    fd = _f["inotify_init1"](flags)
+    if fd < 0:
+        raise _fail("inotify_init1")
+    return fd
+
+
+def inotify_add_watch(fd: int, path: str, mask: int) -> int:
+    wd = _f["inotify_add_watch"](fd, os.fsencode(path), mask)
+    if wd < 0:
+        raise _fail(f"inotify_add_watch {path}")
+    return wd
+
+
+def fanotify_init(flags: int, event_flags: int) -> int:
+    """An fanotify group; needs CAP_SYS_ADMIN, or (kernel >= 5.13) FAN_REPORT_FID for an
+    unprivileged one, which is told no pid but its own."""
+    fd = _f["fanotify_init"](flags, event_flags)
+    if fd < 0:
+        raise _fail("fanotify_init", "needs CAP_SYS_ADMIN for the pids of other processes")
+    return fd
+
+
+def fanotify_mark(fd: int, flags: int, mask: int, dir_fd: int, what: str) -> None:
+    """Mark the object that `dir_fd` is (the path argument NULL)."""
+    if _f["fanotify_mark"](fd, flags, mask, dir_fd, None) < 0:
+        raise _fail(f"fanotify_mark {what}")
 
 
 def memory_at(addr: int, length: int):

@@ -158,8 +158,9 @@ class View:
 
     def __init__(self, proc: str = procfs.PROC, shm_dir: str = procfs.SHM_DIR, sys_root: str = procfs.SYS,
                  sysctl_dir: Optional[str] = None, ns_pid: Optional[int] = None, host: Optional[Host] = None,
-                 home: Optional[Dict[str, Optional[int]]] = None):
+                 home: Optional[Dict[str, Optional[int]]] = None, etc: str = "/etc"):
         self.proc, self._shm_dir, self.sys_root = proc, shm_dir, sys_root
+        self.etc = etc  # logind.conf, login.defs (doctor); /run and /usr/lib are its siblings
         # where --persist writes by default; SHMCTL_SYSCTL_DIR (read here once) overrides it
         self.sysctl_dir = sysctl_dir or os.environ.get("SHMCTL_SYSCTL_DIR") or SYSCTL_D
         self.ns_pid = ns_pid if ns_pid is not None else _default_ns_pid["pid"]
@@ -169,7 +170,8 @@ class View:
     def sibling(self, ns_pid: Optional[int]) -> "View":
         """A View from PID's namespaces (ours: None) that shares this run's caches and prints
         addresses relative to the same home."""
-        return View(self.proc, procfs.SHM_DIR, self.sys_root, self.sysctl_dir, ns_pid, self.host, self.home)
+        return View(self.proc, procfs.SHM_DIR, self.sys_root, self.sysctl_dir, ns_pid, self.host, self.home,
+                    self.etc)
 
     # --- namespaces ---
 

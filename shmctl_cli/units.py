@@ -107,8 +107,8 @@ def kernel_size(n: int) -> str:
     return str(n)
 
 
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|)\s*$", re.ASCII)
-_SECONDS = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w|)\s*$", re.ASCII)
+_SECONDS = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str) -> float:
@@ -141,6 +141,13 @@ def mode_string(mode: int) -> str:
 TIME_FORMATS = ("short", "full", "iso")
 _time_cache: dict = {}
 _today: list = []  # (year, day of the year) of this run: what `short` compares with
+
+
+def forget_times() -> None:
+    """For a command that runs for days (watch): forget the formatted times and what day today
+    is, so that neither grows nor goes stale."""
+    _time_cache.clear()
+    _today.clear()
 
 
 def format_time(epoch: Optional[float], iso_zone: bool = False, form: Optional[str] = None) -> Optional[str]:

@@ -19,8 +19,8 @@ def test_version_and_module_entry():
 def test_help_lists_exactly_the_commands_that_work():
     r = run_in_process("--help")
     assert r.code == 0 and "Exit codes" in r.out
-    assert set(all_commands()) == {"list", "stat", "create", "attach", "read", "write", "rm", "limits", "help",
-                                   "completion"}
+    assert set(all_commands()) == {"list", "stat", "create", "attach", "read", "write", "rm", "limits", "metrics",
+                                   "watch", "doctor", "help", "completion"}
     for name in all_commands():
         assert run_in_process(name, "--help").code == 0
 

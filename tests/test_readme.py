@@ -72,3 +72,38 @@ def _side(command: str) -> str:
 def test_each_util_linux_line_and_its_shmctl_line_do_the_same(theirs, ours):
     """Both run, and leave the same segments behind (removed, kept, or a new one of that size and mode)."""
     assert _side(ours) == _side(theirs)
+
+
+def _unit_sections(text: str) -> dict:
+    """section -> its `Key=value` lines, of a systemd unit file (comments left out)."""
+    sections, current = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line, [])
+        elif line and not line.startswith("#") and current is not None:
+            current.append(line)
+    return sections
+
+
+def _excerpts() -> List[tuple]:
+    """(file, section, line) of every unit-file excerpt the README shows in an ```ini block."""
+    found = []
+    for block in re.findall(r"```ini\n(.*?)```", README, re.S):
+        for part in re.split(r"^# (contrib/\S+) \(excerpt\)\n", block, flags=re.M)[1:]:
+            found.append(part)
+    pairs = []
+    for i in range(0, len(found), 2):
+        name, body = found[i], found[i + 1]
+        for section, lines in _unit_sections(body).items():
+            pairs += [(name, section, line) for line in lines]
+    return pairs
+
+
+def test_the_contrib_unit_excerpts_are_what_the_files_say():
+    excerpts = _excerpts()
+    assert {name for name, _, _ in excerpts} == {
+        "contrib/shmctl-metrics.service", "contrib/shmctl-metrics.timer",
+        "contrib/shmctl-cleanup.service", "contrib/shmctl-cleanup.timer"}
+    for name, section, line in excerpts:
+        assert line in _unit_sections((ROOT / name).read_text()).get(section, []), (name, section, line)

@@ -144,6 +144,9 @@ ENVIRONMENT = [
     ("SHMCTL_LOCK_TIMEOUT", "Seconds a write waits for another shmctl write to the same segment (default 30); "
                             "then exit 5."),
     ("SHMCTL_SYSCTL_DIR", "The directory limits --persist writes 60-shmctl.conf to (default /etc/sysctl.d)."),
+    ("SHMCTL_ETC_DIR", "The directory doctor reads logind.conf(.d) and login.defs from (default /etc); /run, "
+                       "/usr/lib and /usr/local/lib are taken beside it."),
+    ("TERM", "dumb: no colour on a terminal, as NO_COLOR."),
     ("XDG_RUNTIME_DIR", "Where a non-root user's write locks live, when it is a directory of theirs, mode 0700."),
     ("TMPDIR", "Where a non-root user's write locks live otherwise (default /tmp)."),
     ("SHMCTL_ADDRESS", "Set by attach for COMMAND: the address of the segment held."),
@@ -158,6 +161,9 @@ FILES_USED = [
     ("/proc/PID/map_files", "Anonymous and memfd segments, opened through a mapping (root)."),
     ("/proc/sys/kernel/shm*", "shmmax, shmall, shmmni and shm_rmid_forced of the IPC namespace."),
     ("/sys/kernel/mm/hugepages", "The huge page pools, one directory per page size."),
+    ("/etc/systemd/logind.conf", "doctor: RemoveIPC=, with the logind.conf.d drop-ins of /etc, /run, /usr/local/lib "
+                                 "and /usr/lib (systemd's order)."),
+    ("/etc/login.defs", "doctor: SYS_UID_MAX or UID_MIN, which users are system users."),
     ("/etc/sysctl.d/60-shmctl.conf", "What limits set --persist and limits hugepages --persist write."),
     ("/run/shmctl", "root's write locks (see SHMCTL_LOCK_DIR)."),
 ]

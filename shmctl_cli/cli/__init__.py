@@ -28,6 +28,9 @@ COMMANDS = {
     "write": "write:write_command",
     "rm": "rm:rm_command",
     "limits": "limits:limits_command",
+    "metrics": "metrics:metrics_command",
+    "watch": "watch:watch_command",
+    "doctor": "doctor:doctor_command",
     "help": "help:help_command",
     "completion": "completion:completion_command",
 }

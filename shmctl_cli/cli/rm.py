@@ -10,7 +10,7 @@ import click
 from .. import KINDS
 from ..errors import UsageError
 from ..units import plural
-from .params import ADDRESS, SHMID, complete_users
+from .params import ADDRESS, DURATION, SHMID, SIZE, FileParam, complete_users
 
 
 def _explicit(addresses, shmids, keys, names) -> list:
@@ -22,37 +22,17 @@ def _explicit(addresses, shmids, keys, names) -> list:
     return targets
 
 
-def _bulk(view, kinds_wanted, user, orphans: bool, force: bool) -> Tuple[list, List[str], bool]:
-    """Segments chosen by --orphans or --all, and notes on what was skipped and why. When some
-    processes are hidden (other users' without root; more privileged ones even from root),
-    a POSIX object that looks unused may not be: it is skipped, not guessed at, unless
-    --force. SysV's nattch comes from the kernel: certain."""
-    from .. import kinds
+def _bulk(view, kinds_wanted, filters, orphans: bool, force: bool):
+    """Segments chosen by --orphans or --all and the filters (kinds/cleanup.py)."""
+    from ..kinds import cleanup
+    return cleanup.select(view, kinds_wanted, orphans, filters, force)
+
+
+def _filters(user, older_than, name_glob, min_size):
+    from ..kinds.cleanup import Filters
     from .list import resolve_user
-    inv = kinds.collect(kinds_wanted, view, processes=True)
     uid = resolve_user(user) if user is not None else None
-    hidden = view.maps.hidden if not force else 0
-    why = "run as root" if os.geteuid() != 0 else "more privileged than this root"
-    chosen, notes, skipped_unseen = [], [], False
-    for seg in inv.segments:
-        if (uid is not None and seg.uid != uid) or (orphans and not seg.orphan) or seg.semaphore:
-            continue
-        if seg.deleted:  # never an orphan: it lives exactly as long as the processes holding it
-            notes.append(f"skipped {seg.address}: deleted, no name left to remove; freed when "
-                         f"{plural(len(seg.pids), 'process')} ({', '.join(map(str, seg.pids))}) let go")
-            continue
-        kind = kinds.kind(seg.kind)
-        what = kind.not_shared_memory(seg, view)
-        if what:  # a database that processes map MAP_SHARED: never a segment to clean up in bulk
-            notes.append(f"skipped {seg.address}: {what} (remove it by its address with --force)")
-            continue
-        if kind.unsure_when_hidden and hidden:
-            notes.append(f"skipped {seg.address}: {plural(hidden, 'process')} not visible ({why}), so whether "
-                         "it is in use cannot be told (--force removes it anyway)")
-            skipped_unseen = True
-            continue
-        chosen.append(seg)
-    return chosen, notes, skipped_unseen
+    return Filters(uid=uid, older_than=older_than, name=name_glob, min_size=min_size)
 
 
 def _confirm(segments, yes: bool, filtered: bool) -> bool:
@@ -127,20 +107,20 @@ def _recheck(segments, notes: List[str]):
     """The segments as they are now, with a fresh look at their users: anything replaced or
     gone while the question was on the screen is left alone."""
     from .. import kinds
-    from ..address import parse_address, printable
+    from ..address import printable
     from ..errors import ShmctlError
+    from ..kinds.cleanup import refind
     view = kinds.View()
+    now = refind([printable(seg.address) for seg in segments], view)
     fresh = []
     for seg in segments:
-        try:
-            now = kinds.find(parse_address(printable(seg.address)), view)  # the form parse_address reads
-        except ShmctlError:
+        found = now[printable(seg.address)]
+        if isinstance(found, ShmctlError):
             notes.append(f"{seg.address} went away while you were asked")
-            continue
-        if _identity(now) != _identity(seg):
+        elif _identity(found) != _identity(seg):
             notes.append(f"{seg.address} changed while you were asked: left alone")
-            continue
-        fresh.append(now)
+        else:
+            fresh.append(found)
     return fresh, view
 
 
@@ -163,6 +143,11 @@ def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
     return kind.removed_note(seg, in_use) if in_use else ""
 
 
+FILTERS_HELP = ("Age is the time since the last use the kernel records: SysV, the last attach or detach "
+                "(never attached: creation); files, the last write, read or mmap() (atime moves lazily, "
+                "relatime; a mapping's loads and stores touch neither time).")
+
+
 @click.command("rm")
 @click.argument("addresses", nargs=-1, type=ADDRESS)
 @click.option("-m", "--shmid", "shmids", type=SHMID, multiple=True, metavar="SHMID",
@@ -177,17 +162,32 @@ def _remove_one(seg, view, force: bool, dry_run: bool) -> str:
 @click.option("-k", "--kind", "kinds_wanted", type=click.Choice(KINDS), multiple=True,
               help="With --orphans/--all: only this kind. Default: sysv and posix.")
 @click.option("--user", metavar="NAME|UID", shell_complete=complete_users, help="With --orphans/--all: only this user's segments.")
+@click.option("--older-than", type=DURATION, metavar="DURATION",
+              help="With --orphans/--all: only segments last used at least this long ago (90s, 30m, 12h, 7d, "
+                   "2w). " + FILTERS_HELP)
+@click.option("--name", "name_glob", metavar="GLOB",
+              help="With --orphans/--all: only names matching the shell pattern (case-sensitive; POSIX names "
+                   "without their slash unless GLOB starts with /; mmap paths whole). SysV segments have no "
+                   "name: none matches.")
+@click.option("--min-size", type=SIZE, metavar="SIZE",
+              help="With --orphans/--all: only segments at least this large (their size, not their RSS).")
+@click.option("--plan", "plan_file", type=FileParam(), metavar="FILE|-",
+              help="Remove what a plan (rm --dry-run --json, reviewed) lists, each only if it is still the "
+                   "object the plan saw and nothing uses it: gone is exit 3, replaced, used since or in use 5.")
 @click.option("-f", "--force", is_flag=True,
               help="Remove even what processes still use, or (--orphans/--all) may use unseen; "
-                   "unlink a named mmap file on a disk filesystem.")
+                   "unlink a named mmap file on a disk filesystem. Never with --plan.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before removing (--all, --orphans, several).")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="With --dry-run: the plan as JSON on stdout (what would be removed, with identities; what "
+                   "is skipped and why), for review and rm --plan.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the removed addresses.")
 @click.option("-v", "--verbose", is_flag=True,
               help="Say on stderr what each removal removed: address, kind, size, owner (ipcrm -v).")
-def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user, force, yes, dry_run, quiet,
-               verbose):
-    """Remove segments: by address, ipcrm's -m/-M, --orphans or --all.
+def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user, older_than, name_glob, min_size,
+               plan_file, force, yes, dry_run, as_json, quiet, verbose):
+    """Remove segments: by address, ipcrm's -m/-M, --orphans or --all, or a reviewed --plan.
 
     Each removed address is printed, one per line. A segment still in use is refused (exit
     5, naming the pids) unless --force. Several segments are removed only after a yes on
@@ -195,65 +195,173 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
     one segment, and need --yes elsewhere. A declined question removes nothing (exit 1).
     When some fail, the rest are still removed and the exit code is the first failure's.
 
+    Cleanup policies: --older-than, --name, --min-size and --user narrow --orphans/--all
+    (e.g. rm --orphans --older-than 1d --yes, as contrib/shmctl-cleanup.timer runs it daily).
+    An object in use is never removed by them, whatever its age. rm --dry-run --json writes
+    the plan; rm --plan FILE applies it after review, each entry only while it is still the
+    object planned (same inode or shmid, same ctime), unused since and unused now.
+
     An mmap file on a disk filesystem (a database mapped MAP_SHARED) is not shared memory:
     --orphans and --all skip it with a note, and removing it by address needs --force.
     Paths are followed through no symlink, and a name is unlinked only while it still is
     the file that was found.
     """
     from .. import kinds
-    from ..address import printable
     from ..errors import ShmctlError
-    from .output import note, note_hidden
 
     explicit = _explicit(addresses, shmids, keys, names)
     all_kinds = all_kind(all_)
     bulk = orphans or all_kinds is not None
-    if bool(explicit) == bulk:
-        raise UsageError("rm", "name segments, or choose --orphans or --all" if not explicit
-                     else "give addresses or --orphans/--all, not both")
-    if (kinds_wanted or user) and not bulk:
-        raise UsageError("rm", "--kind and --user choose among --orphans/--all")
+    _check_usage(explicit, bulk, kinds_wanted, user, older_than, name_glob, min_size, plan_file, force, dry_run,
+                 as_json)
+    filters = _filters(user, older_than, name_glob, min_size)
     view = kinds.View()
     failures: List[ShmctlError] = []
-    if bulk:
+    skipped: List[Tuple[str, str]] = []
+    if plan_file is not None:
+        segments = _planned(plan_file, view, failures, skipped)
+    elif bulk:
         wanted = list(dict.fromkeys(list(kinds_wanted) + (all_kinds or []))) or kinds.bulk_kinds()
-        segments, notes, skipped_unseen = _bulk(view, wanted, user, orphans, force)
-        for text in notes:
-            note(text)
-        if skipped_unseen:
-            note_hidden(view.maps.hidden_pids)
-        if not segments:
-            note("nothing to remove")
-            return failures[0].exit_code if failures else 0
+        segments = _chosen(view, wanted, filters, orphans, force, skipped)
     else:
-        segments = []
-        for address in explicit:
-            try:
-                segments.append(kinds.find(address, view))
-            except ShmctlError as exc:
-                failures.append(exc)
-                note(str(exc))
-        unsure = [s for s in segments if not kinds.kind(s.kind).kernel_counts_users]
-        if unsure and view.maps.hidden and os.geteuid() != 0:
-            note_hidden(view.maps.hidden_pids)
+        segments = _found(explicit, view, failures, skipped)
+    if not segments and (bulk or plan_file is not None) and not as_json:
+        note("nothing to remove")
+        return failures[0].exit_code if failures else 0
     if not dry_run and _confirm(segments, yes, bulk):
         notes: List[str] = []
         segments, view = _recheck(segments, notes)
         for text in notes:
             note(text)
+    removed = _remove_all(segments, view, force, dry_run, quiet, verbose, failures, skipped,
+                          printing=not as_json)
+    if as_json:
+        from ..kinds.cleanup import plan_json
+        click.echo(plan_json(removed, skipped, filters.now), nl=False)
+    return failures[0].exit_code if failures else 0
+
+
+def _check_usage(explicit, bulk, kinds_wanted, user, older_than, name_glob, min_size, plan_file, force, dry_run,
+                 as_json) -> None:
+    if as_json and not dry_run:
+        raise UsageError("rm --json", "the JSON is the plan of a dry run", "add --dry-run")
+    narrowing = [flag for flag, value in (("--older-than", older_than), ("--name", name_glob),
+                                          ("--min-size", min_size)) if value is not None]
+    if plan_file is not None:
+        if explicit or bulk or kinds_wanted or user or narrowing:
+            raise UsageError("rm --plan", "a plan names its segments itself",
+                             "give no addresses, --orphans/--all or filters with it")
+        if force:
+            raise UsageError("rm --plan", "--force does not apply: a plan removes nothing in use")
+        return
+    if bool(explicit) == bulk:
+        raise UsageError("rm", "name segments, or choose --orphans or --all" if not explicit
+                         else "give addresses or --orphans/--all, not both")
+    if (kinds_wanted or user) and not bulk:
+        raise UsageError("rm", "--kind and --user choose among --orphans/--all")
+    if narrowing and not bulk:
+        raise UsageError("rm", f"{narrowing[0]} chooses among --orphans/--all", "add --orphans or --all")
+
+
+def note(text: str) -> None:
+    from .output import note as say
+    say(text)
+
+
+def _chosen(view, wanted, filters, orphans, force, skipped) -> list:
+    from .output import note_hidden
+    selection = _bulk(view, wanted, filters, orphans, force)
+    for address, why in selection.skipped:
+        note(f"skipped {address}: {why}")
+    skipped += selection.skipped
+    if selection.unseen:
+        note_hidden(view.maps.hidden_pids)
+    return selection.chosen
+
+
+def _found(explicit, view, failures, skipped) -> list:
+    """The named segments; an error noted (and kept for the exit code) for each not found."""
+    from .. import kinds
+    from ..errors import ShmctlError
+    segments = []
+    for address in explicit:
+        try:
+            segments.append(kinds.find(address, view))
+        except ShmctlError as exc:
+            _failed(exc, failures, skipped)
+    _note_unseen(segments, view)
+    return segments
+
+
+def _planned(plan_file: str, view, failures, skipped) -> list:
+    """The plan's segments that are still the objects it saw (kinds/cleanup.py)."""
+    from ..kinds import cleanup
+    where = "rm --plan " + ("-" if plan_file == "-" else plan_file)
+    entries = cleanup.read_plan(_read_plan(plan_file, where), where)
+    segments, errors = cleanup.current(entries, view)
+    for exc in errors:
+        _failed(exc, failures, skipped)
+    _note_unseen(segments, view)
+    return segments
+
+
+def _note_unseen(segments, view) -> None:
+    """Named segments whose users only the processes tell, while some are hidden from a user
+    who is not root: said once (root's own blind spots were the plan's or the caller's to see)."""
+    from .. import kinds
+    from .output import note_hidden
+    unsure = [s for s in segments if not kinds.kind(s.kind).kernel_counts_users]
+    if unsure and view.maps.hidden and os.geteuid() != 0:
+        note_hidden(view.maps.hidden_pids)
+
+
+def _read_plan(plan_file: str, where: str) -> str:
+    """The plan's text: stdin for `-`; a file opened with no symlink followed, that only its
+    reader (or root) owns and nobody else may write: a plan says what root removes."""
+    import errno
+    import stat
+    if plan_file == "-":
+        return click.get_text_stream("stdin").read()
+    try:
+        fd = os.open(plan_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        why = "a symlink (not followed)" if exc.errno == errno.ELOOP else exc.strerror
+        raise UsageError(where, why) from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(where, "not a regular file")
+        if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+            raise UsageError(where, "another user owns it or may write it", "a plan must be yours alone")
+        return f.read().decode("utf-8", "replace")
+
+
+def _failed(exc, failures, skipped) -> None:
+    """A segment not removed: noted on stderr, kept for the exit code and the plan's "skipped"."""
+    failures.append(exc)
+    note(str(exc))
+    why = exc.why + (f" ({exc.hint})" if exc.hint else "")
+    skipped.append((exc.what, why))
+
+
+def _remove_all(segments, view, force, dry_run, quiet, verbose, failures, skipped, printing=True) -> list:
+    """Remove each (or, dry, check each); the ones that were (or would be) removed."""
+    from ..address import printable
+    from ..errors import ShmctlError
+    removed = []
     for seg in segments:
         try:
             message = _remove_one(seg, view, force, dry_run)
         except ShmctlError as exc:
-            failures.append(exc)
-            note(str(exc))
+            _failed(exc, failures, skipped)
             continue
+        removed.append(seg)
         if message and not dry_run:
             note(message)
-        if dry_run:
+        if dry_run and printing:
             click.echo(f"would remove {printable(seg.address)}")
-        elif not quiet:
+        elif not dry_run and not quiet:
             click.echo(printable(seg.address))
         if verbose and not dry_run:
             note(_verbose(seg))
-    return failures[0].exit_code if failures else 0
+    return removed

@@ -48,7 +48,15 @@ def collect(kinds: Iterable[str], view: View, all_mappings: bool = False,
         if name not in wanted:
             continue
         for where in (places.views(name) if places else [view]):
-            segments, skipped = kind(name).collect(where, all_mappings, processes)
+            try:
+                segments, skipped = kind(name).collect(where, all_mappings, processes)
+            except ShmctlError as exc:
+                if where is view:
+                    raise
+                # its last process ended between the look at the namespaces and this one
+                ns_type = REGISTRY[name]["namespace"]
+                inventory.skipped.append(f"{ns_type}:{where.namespace(ns_type)} ({exc})")
+                continue
             if places:
                 places.label(name, where, segments)
             inventory.segments += segments

@@ -115,6 +115,18 @@ class Kind:
         """What rm says after removing a segment that `in_use` processes still use."""
         return f"{segment.address} unlinked; its memory is freed when the {plural(in_use, 'process')} using it let go"
 
+    # --- cleanup policies (rm --older-than, --name: kinds/cleanup.py) ---
+
+    def last_used(self, segment: "Segment") -> Optional[int]:
+        """When the segment was last used, in epoch seconds as the kernel keeps it; None where
+        unknown. Files: the later of mtime (last write) and atime (last read, which tmpfs
+        updates lazily: relatime). A mapping's page faults touch neither."""
+        return max(segment.mtime, segment.atime) or None
+
+    def glob_subject(self, segment: "Segment", glob: str) -> Optional[str]:
+        """The text `rm --name GLOB` matches, None for a segment without a name."""
+        return segment.name
+
 
 class FileKind(Kind):
     """A kind whose segments are files (POSIX objects, mmap files): made, grown and locked

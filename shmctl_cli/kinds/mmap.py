@@ -312,6 +312,10 @@ class MmapKind(FileKind):
         fstype = view.fstype(segment.device, pids[0]) if segment.device is not None else None
         return f"a file on {fstype or 'a filesystem of unknown type'}, not shared memory"
 
+    def glob_subject(self, segment: Segment, glob: str) -> Optional[str]:
+        """The path (or `memfd:NAME`); anonymous memory has no name."""
+        return None if segment.backing == "anonymous" else segment.name
+
     def check_removable(self, segment: Segment) -> None:
         if segment.address.startswith("mmap:@"):
             raise _nameless(segment)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ..address import Address, posix_address
 from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError
@@ -221,6 +221,12 @@ class PosixKind(FileKind):
         if segment.deleted:
             raise Conflict(segment.address, f"the object {segment.name} was unlinked and has no name left to "
                            f"remove: {freed_when(segment)}", "end those processes, or have them unmap and close it")
+
+    def glob_subject(self, segment: Segment, glob: str) -> Optional[str]:
+        """The name without its leading slash, unless the glob starts with one."""
+        if segment.name is None:
+            return None
+        return segment.name if glob.startswith("/") else segment.name.lstrip("/")
 
     def remove(self, segment: Segment, view: View) -> None:
         """unlinkat on a /dev/shm directory fd, only while the name is the object that was found."""

@@ -31,14 +31,19 @@ def collect(src: "View") -> Limits:
     return limits
 
 
-def read_sysv(limits: Limits, src: "View") -> None:
+def read_sysv(limits: Limits, src: "View", segments: Optional[list] = None) -> None:
     """IPC_INFO and SHM_INFO answer for the caller's IPC namespace, as shmget(2) sees it, and so
-    do /proc/sysvipc/shm and kernel.shm* in /proc/sys: the View's namespace is joined first."""
+    do /proc/sysvipc/shm and kernel.shm* in /proc/sys: the View's namespace is joined first.
+    `segments`: that namespace's SysV segments where the caller has them already (metrics),
+    so that /proc/sysvipc/shm is not read twice."""
     from .. import syscalls
     src.enter_ipc()
     info = syscalls.ipc_info()
     usage = syscalls.shm_info()
-    sizes, orphans = sysv_segments(src)
+    if segments is None:
+        sizes, orphans = sysv_segments(src)
+    else:
+        sizes, orphans = [s.size for s in segments], sum(1 for s in segments if s.orphan)
     page = limits.page_size
     limits.resources = {
         "shmmax": Resource("shmmax", info.shmmax, max(sizes, default=0), "bytes", page,
@@ -97,9 +102,10 @@ def collect_namespaces(view: "View") -> list:
     return [(n, found[(n.type, n.inode)]) for n in inventory.namespaces if (n.type, n.inode) in found]
 
 
-def read_dev_shm(path: Optional[str], fstype: Optional[str] = None) -> DevShm:
+def read_dev_shm(path: Optional[str], fstype: Optional[str] = None, objects: bool = True) -> DevShm:
     """statvfs of /dev/shm, its objects and what sparse files promise. `fstype`: the type where
-    our own mount table does not show the filesystem (another mount namespace's /dev/shm)."""
+    our own mount table does not show the filesystem (another mount namespace's /dev/shm).
+    `objects=False`: the caller counts the objects itself (from segments it has)."""
     if path is None:
         return DevShm("-")
     try:
@@ -110,7 +116,8 @@ def read_dev_shm(path: Optional[str], fstype: Optional[str] = None) -> DevShm:
     shm = DevShm(path, size, st.f_bavail * st.f_frsize if size else None,
                  (st.f_blocks - st.f_bfree) * st.f_frsize if size else None,
                  st.f_files or None, st.f_ffree if st.f_files else None)
-    add_posix_objects(shm)
+    if objects:
+        add_posix_objects(shm)
     add_promised(shm, fstype)
     return shm
 

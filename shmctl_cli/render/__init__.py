@@ -125,13 +125,19 @@ from .json_text import (inventory_json, json_fields, namespace_dict, segment_dic
 SHMEM_BACKINGS = (None, "anonymous", "memfd", "tmpfs")  # whose pages /proc/meminfo counts as Shmem
 
 
+def shmem_explained(segments: Sequence[Segment]) -> int:
+    """How much of Shmem in /proc/meminfo the segments explain: the rss of those whose pages
+    the kernel counts there (not hugetlb, not files on disk). `list -u` and `metrics` say it."""
+    return sum(s.rss or 0 for s in segments if not s.hugetlb and s.backing in SHMEM_BACKINGS)
+
+
 def summarize(inv: Inventory, kinds: Sequence[str]) -> dict:
     per_kind = {}
     for kind in kinds:
         segs = [s for s in inv.segments if s.kind == kind]
         per_kind[kind] = {"count": len(segs), "size": sum(s.size for s in segs),
                           "rss": sum(s.rss or 0 for s in segs), "swap": sum(s.swap or 0 for s in segs)}
-    explained = sum(s.rss or 0 for s in inv.segments if not s.hugetlb and s.backing in SHMEM_BACKINGS)
+    explained = shmem_explained(inv.segments)
     shmem = inv.meminfo.get("Shmem")
     summary = {"kinds": per_kind, "shmem": shmem, "explained": explained, "deleted": _deleted_totals(inv),
                "hugetlb": inv.meminfo.get("Hugetlb"), "shmem_huge_pages": inv.meminfo.get("ShmemHugePages")}

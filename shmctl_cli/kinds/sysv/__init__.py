@@ -196,5 +196,13 @@ class SysvKind(Kind):
         return (f"{segment.address} marked for removal: the kernel frees it when the last of "
                 f"{plural(in_use, 'attached process')} detaches")
 
+    def last_used(self, segment: Segment) -> Optional[int]:
+        """The last shmat or shmdt (shm_atime, shm_dtime); the creation (shm_ctime, which
+        IPC_SET also moves) for a segment never attached."""
+        return max(segment.atime, segment.dtime) or segment.ctime or None
+
+    def glob_subject(self, segment: Segment, glob: str) -> Optional[str]:
+        return None  # SysV segments have a key, no name
+
 
 KIND = SysvKind()

@@ -1,0 +1,141 @@
+"""The screen of `shmctl watch`: a header (time, counts, totals), the table of segments fitted
+to the terminal as `list` fits it (render/layout.py), each changed row highlighted, and a
+footer with the keys. Pure: segments, marks and sizes in, a rich renderable out.
+
+Highlights: created green, grown yellow and shrunk cyan (SIZE shows the old size too),
+removed red and struck through (shown for one refresh, then dropped), attached or detached
+bold."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..address import printable
+from ..fields import COLUMNS, Style
+from ..model import Segment
+
+ROW_STYLES = {"created": "green", "grown": "yellow", "shrunk": "cyan", "removed": "red strike",
+              "attached": "bold"}
+LEGEND = (("new", "green"), ("grown", "yellow"), ("shrunk", "cyan"), ("gone", "red strike"), ("attach", "bold"))
+# the columns `s` cycles through, those shown first
+SORT_CYCLE = ("SIZE", "RSS", "NATTCH", "CTIME", "ADDRESS", "OWNER", "ID")
+
+
+class Mark:
+    """How one row changed lately: some of ROW_STYLES' words, and the size before."""
+    __slots__ = ("words", "old_size")
+
+    def __init__(self, words: Sequence[str] = (), old_size: Optional[int] = None):
+        self.words, self.old_size = list(words), old_size
+
+
+def marks_from(events: Sequence[dict]) -> Dict[str, Mark]:
+    """The highlights of a batch of events (watch/events.py), by address."""
+    marks: Dict[str, Mark] = {}
+    for e in events:
+        mark = marks.setdefault(e["address"], Mark())
+        word = {"created": "created", "removed": "removed", "attached": "attached", "detached": "attached",
+                "marked": "attached"}.get(e["event"])
+        if e["event"] == "resized":
+            word = "grown" if e["size"] > e["old_size"] else "shrunk"
+            if mark.old_size is None:
+                mark.old_size = e["old_size"]
+        if word and word not in mark.words:
+            mark.words.append(word)
+    return marks
+
+
+def next_sort(current: str, columns: Sequence[str]) -> str:
+    cycle = [c for c in SORT_CYCLE if c in columns] or list(columns)
+    return cycle[(cycle.index(current) + 1) % len(cycle)] if current in cycle else cycle[0]
+
+
+def sort_rows(rows: List[Segment], column: str, style: Style) -> List[Segment]:
+    """Numbers largest first (as top), text in order."""
+    field = COLUMNS[column]
+    return sorted(rows, key=field.sort_key(style), reverse=field.sort)
+
+
+def header_line(now: str, segments: Sequence[Segment], kinds: Sequence[str], style: Style, about: str) -> str:
+    parts = []
+    for kind in kinds:
+        mine = [s for s in segments if s.kind == kind]
+        parts.append(f"{kind} {len(mine)}: {style.size(sum(s.size for s in mine))}")
+    return f"{now}  " + "  ".join(parts) + (f"  · {about}" if about else "")
+
+
+def footer_line(sort: str) -> str:
+    return f"q quit  s sort:{sort} " + "".join(f" {word}" for word, _style in LEGEND)
+
+
+def footer(sort: str):
+    """The keys, and the legend with each word in its own highlight."""
+    from rich.text import Text
+    text = Text(f"q quit  s sort:{sort} ", style="dim", no_wrap=True, overflow="ellipsis")
+    for word, style in LEGEND:
+        text.append(" ")
+        text.append(word, style=style)
+    return text
+
+
+def screen(segments: Sequence[Segment], removed: Sequence[Segment], marks: Dict[str, Mark],
+           columns: Sequence[str], style: Style, sort: str, header: str, height: Optional[int] = None):
+    """The whole screen as one rich renderable."""
+    from rich.console import Group
+    from rich.text import Text
+    rows = sort_rows(list(segments) + list(removed), sort, style)
+    gone = {id(s) for s in removed}
+    room = None if height is None else max(1, height - 5)  # header, table head (2), footer, spare
+    more = 0
+    if room is not None and len(rows) > room:
+        rows, more = rows[:room - 1], len(rows) - (room - 1)
+    table = watch_table(rows, gone, marks, columns, style)
+    parts = [Text(printable(header), no_wrap=True, overflow="ellipsis"), table]
+    if more:
+        parts.append(Text(f"… {more} more (sorted by {sort})", style="dim"))
+    parts.append(footer(sort))
+    return Group(*parts)
+
+
+def row_styles(rows: Sequence[Segment], gone: set, marks: Dict[str, Mark]) -> List[str]:
+    styles = []
+    for s in rows:
+        words = ["removed"] if id(s) in gone else (marks[s.address].words if s.address in marks else [])
+        styles.append(" ".join(ROW_STYLES[w] for w in words))
+    return styles
+
+
+def size_cells(rows: Sequence[Segment], texts: List[str], marks: Dict[str, Mark], style: Style) -> List[str]:
+    """SIZE of a resized row: the new size and the old one."""
+    out = list(texts)
+    for i, s in enumerate(rows):
+        mark = marks.get(s.address)
+        if mark is not None and mark.old_size is not None:
+            out[i] = f"{texts[i]} (was {style.size(mark.old_size)})"
+    return out
+
+
+def watch_table(rows: Sequence[Segment], gone: set, marks: Dict[str, Mark], columns: Sequence[str],
+                style: Style):
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from . import cells
+    from .layout import Column, cut_cells, fit
+    texts = cells(rows, columns, style)
+    if "SIZE" in columns:
+        i = list(columns).index("SIZE")
+        texts[i] = size_cells(rows, texts[i], marks, style)
+    fields = [COLUMNS[c] for c in columns]
+    specs = [Column(name, t, f.priority, f.squeeze, name in style.pinned) for name, f, t in zip(columns, fields, texts)]
+    layout = fit(specs, style.width or 1 << 30, style.notruncate)
+    table = Table(box=box.SIMPLE_HEAD, show_header=True, header_style="bold", pad_edge=False, show_edge=False,
+                  padding=0, min_width=layout.total)
+    shown = []
+    for i, width in zip(layout.keep, layout.widths):
+        table.add_column(specs[i].heading, justify="right" if fields[i].right else "left", no_wrap=True,
+                         width=width, overflow="ellipsis")
+        shown.append(cut_cells(specs[i].cells, width))
+    for row, row_style in zip(zip(*shown), row_styles(rows, gone, marks)):
+        table.add_row(*map(Text, row), style=row_style or None)
+    return table
