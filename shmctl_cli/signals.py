@@ -9,6 +9,7 @@ arrived at any moment before, or during, the wait makes it return at once.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -30,6 +31,17 @@ def install() -> None:
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
     for signum in STOPS:
         signal.signal(signum, _raise)
+
+
+@contextlib.contextmanager
+def deferred():
+    """SIGINT, SIGTERM and SIGHUP held back while the block runs, then handled: what the block
+    writes to several places (watch's stdout and its --log) reaches all of them or none."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
 
 
 def wakeup_fd() -> int:

@@ -439,7 +439,10 @@ def test_plan_files_that_are_not_the_callers(tmp_path):
     r = run("rm", "--plan", str(link))
     assert r.code == 2 and "symlink" in r.err and len(r.err.splitlines()) == 1
     r = run("rm", "--plan", str(tmp_path / "none.json"))
-    assert r.code == 2 and "No such file" in r.err
+    assert r.code == 2 and r.err.endswith(": no such file or directory\n")
+    os.chown(mine, 0, 0)
+    r = run_as(SECOND_UID, "rm", "--plan", str(mine))  # root's 0600 plan: another user cannot read it
+    assert r.code == 4 and r.err.endswith(": permission denied\n"), r
 
 
 def test_a_planted_symlink_is_neither_planned_nor_followed(names, unique, tmp_path):

@@ -161,7 +161,7 @@ def test_tmpfs_larger_than_ram_and_swap_warns_naming_it(tmp_path):
     r = in_namespace(f"mount -t tmpfs -o size={size} x {point} && $SHMCTL doctor --check tmpfs-overcommit --json")
     assert r.returncode == 8, r
     (f,) = findings(r)
-    assert f["evidence"][0].startswith(f"{point}: ")  # the largest first
+    assert f["evidence"][0].startswith(f"{point} (dev ")  # the largest first
     assert f["evidence"][-1].startswith("MemTotal ")
 
 

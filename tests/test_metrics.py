@@ -2,7 +2,6 @@
 checked with promtool where it is installed, against real segments, /proc, statvfs and /sys;
 --textfile-dir's atomic, symlink-proof publication; the contrib systemd units."""
 import configparser
-import math
 import os
 import re
 import shlex

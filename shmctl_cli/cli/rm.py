@@ -325,7 +325,10 @@ def _read_plan(plan_file: str, where: str) -> str:
     try:
         fd = os.open(plan_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        why = "a symlink (not followed)" if exc.errno == errno.ELOOP else exc.strerror
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            from ..errors import PermissionDenied
+            raise PermissionDenied(where, "permission denied") from None
+        why = "a symlink (not followed)" if exc.errno == errno.ELOOP else exc.strerror.lower()
         raise UsageError(where, why) from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())

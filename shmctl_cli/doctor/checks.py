@@ -203,7 +203,7 @@ def orphans(facts: "Facts") -> List[Finding]:
                else "shmctl rm --orphans --dry-run, then shmctl rm --orphans --yes")
         found.append(Finding(
             "orphans", "warning" if memory >= limit else "info",
-            f"{len(orphaned)} orphaned segment{'s' if len(orphaned) != 1 else ''} hold "
+            f"{len(orphaned)} orphaned segment{'s hold' if len(orphaned) != 1 else ' holds'} "
             f"{format_size(memory)} of memory that nothing uses",
             [f"{seg_text(s)}: rss {format_size(s.rss)}, {printable(s.orphan)}" for s in orphaned[:SHOWN]]
             + ([f"... and {len(orphaned) - SHOWN} more"] if len(orphaned) > SHOWN else [])

@@ -2,6 +2,7 @@
 huge page pools, and the Shmem that nothing listed explains. Pure functions of a Facts."""
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, List, Optional
 
 from ..address import printable
@@ -106,7 +107,9 @@ def tmpfs_overcommit(facts: "Facts") -> List[Finding]:
     if total <= mem + swap and not unlimited:
         return []
     sizes.sort(key=lambda pair: -pair[1])
-    evidence = [f"{printable(m.point)}: {'unlimited (size=0)' if size == 0 else format_size(size)}"
+    # the device tells apart mounts stacked on one path (a /dev/shm mounted over another)
+    evidence = [f"{printable(m.point)} (dev {os.major(m.dev)}:{os.minor(m.dev)}): "
+                f"{'unlimited (size=0)' if size == 0 else format_size(size)}"
                 f"{' (the default: half of RAM)' if m.size is None else ''} ({m.where})" for m, size in sizes[:8]]
     if len(sizes) > 8:
         evidence.append(f"... and {len(sizes) - 8} more tmpfs")

@@ -7,7 +7,7 @@ removed red and struck through (shown for one refresh, then dropped), attached o
 bold."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 from ..address import printable
 from ..fields import COLUMNS, Style

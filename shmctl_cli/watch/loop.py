@@ -180,8 +180,9 @@ def run(watcher: Watcher, interval: float, sinks: Sequence[Sink], keys_fd: Optio
                 raise BrokenPipeError
         if time.monotonic() >= due:
             found = watcher.step()
-            for sink in sinks:
-                sink.update(found)
+            with signals.deferred():  # every sink gets the step's events, or none does
+                for sink in sinks:
+                    sink.update(found)
             due = watcher.taken + interval
 
 
