@@ -267,11 +267,15 @@ def replaced_file(path: str, mode: int = 0o644):
 
 # --- a log appended to (shmctl watch --log FILE) ---
 
+_LOG_HINT = "a log is appended only to a regular file of your own, with one name"
+
+
 def append_file(path: str) -> int:
     """An O_APPEND fd of FILE for a log: created 0600 if absent; an existing FILE only if it is
-    a regular file of the caller's own (never a symlink, FIFO or device: O_NOFOLLOW, and
-    O_NONBLOCK so that a FIFO planted there cannot hold the open). Its directory is reached as
-    OutputFile's is: through no symlink another user planted."""
+    a regular file of the caller's own with no other name (a hard link planted where
+    fs.protected_hardlinks is 0 would append to root's file elsewhere; never a symlink, FIFO or
+    device: O_NOFOLLOW, and O_NONBLOCK so that a FIFO planted there cannot hold the open). Its
+    directory is reached as OutputFile's is: through no symlink another user planted."""
     directory, name = _split(path)
     dir_fd = _open_directory(directory, f"open {path}")
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -280,6 +284,8 @@ def append_file(path: str) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise Conflict(f"open {path}", "it is a symbolic link", "shmctl never writes through one") from None
+        if exc.errno == errno.ENXIO:  # O_NONBLOCK on a FIFO nobody reads, or a socket
+            raise Conflict(f"open {path}", "it is a FIFO or a socket", _LOG_HINT) from None
         raise local_error(exc, f"open {path}") from None
     finally:
         os.close(dir_fd)
@@ -287,8 +293,10 @@ def append_file(path: str) -> int:
     problem = next((f"it is {kind}" for test, kind in _KIND_OF if test(st.st_mode)), None)
     if problem is None and st.st_uid != os.geteuid():
         problem = f"it is owned by uid {st.st_uid}"
+    if problem is None and st.st_nlink != 1:  # another name of it: a hard link to a file of ours elsewhere
+        problem = f"it has {st.st_nlink} hard links"
     if problem:
         os.close(fd)
-        raise Conflict(f"open {path}", problem, "a log is appended only to a regular file of your own")
+        raise Conflict(f"open {path}", problem, _LOG_HINT)
     os.set_blocking(fd, True)
     return fd

@@ -140,8 +140,15 @@ class PlanEntry:
     """One entry of a plan read back: its address (as printed), parsed, and the identity and
     last use the plan saw."""
 
-    def __init__(self, text: str, address, identity: Dict[str, Any], last_used: Optional[int]):
+    def __init__(self, text: str, address, identity: Dict[str, Any], last_used: Optional[int],
+                 reviewed: Optional[Dict[str, Any]] = None):
         self.text, self.address, self.identity, self.last_used = text, address, identity, last_used
+        # the owner and size the reviewer read: a SysV id reused within the ctime's second
+        # (shm_next_id, a wrapped sequence) by another user's or a larger segment is not it
+        self.reviewed = reviewed or {}
+
+    def is_reviewed(self, seg: Segment) -> bool:
+        return identity(seg) == self.identity and all(getattr(seg, k) == v for k, v in self.reviewed.items())
 
 
 _IDENTITY_TYPES = {"kind": (str,), "id": (int,), "device": (int, type(None)), "ctime": (int,)}
@@ -186,7 +193,21 @@ def _entry(item, where: str) -> PlanEntry:
             raise UsageError(where, f'identity "{key}" of {text} is missing or of the wrong type')
     if ident["kind"] != address.kind or (address.shmid is not None and address.shmid != ident["id"]):
         raise UsageError(where, f"the identity of {text} is not of that address")
-    return PlanEntry(text, address, {k: ident[k] for k in _IDENTITY_TYPES}, _epoch(item.get("last_used"), where))
+    return PlanEntry(text, address, {k: ident[k] for k in _IDENTITY_TYPES}, _epoch(item.get("last_used"), where),
+                     _reviewed(item, text, where))
+
+
+def _reviewed(item: Dict[str, Any], text: str, where: str) -> Dict[str, Any]:
+    """The plan's "uid" and "size" of the entry (every plan rm writes has both), checked again."""
+    reviewed = {}
+    for key, nullable in (("uid", True), ("size", False)):
+        if key not in item:
+            continue
+        value = item[key]
+        if not (value is None and nullable) and (not isinstance(value, int) or isinstance(value, bool)):
+            raise UsageError(where, f'"{key}" of {text} is of the wrong type')
+        reviewed[key] = value
+    return reviewed
 
 
 def _epoch(text, where: str) -> Optional[int]:
@@ -236,7 +257,7 @@ def current(entries: List[PlanEntry], view: View) -> Tuple[List[Segment], List[S
             errors.append(NotFound(entry.text, seg.why or "gone", "gone since the plan was made"))
         elif isinstance(seg, ShmctlError):
             errors.append(seg)
-        elif identity(seg) != entry.identity:
+        elif not entry.is_reviewed(seg):
             errors.append(Conflict(entry.text, "another object has that address since the plan was made",
                                    "left alone; make a new plan"))
         elif entry.last_used is not None and (last_used(seg) or 0) > entry.last_used:
