@@ -22,7 +22,10 @@ def in_namespace(script: str, *extra_env) -> subprocess.CompletedProcess:
     """`sh -c script` in a new IPC and mount namespace of its own (private propagation):
     everything made there ends with it. $SHMCTL runs shmctl; the last command's status is
     the result's."""
-    return subprocess.run(["unshare", "--ipc", "--mount", "--propagation", "private", "sh", "-c", script],
+    # a PID namespace too: a creator's pid cannot be reused by a busy host's processes, which
+    # would make an orphan look held
+    return subprocess.run(["unshare", "--ipc", "--mount", "--propagation", "private", "--pid", "--fork",
+                           "--mount-proc", "sh", "-c", script],
                           capture_output=True, text=True, timeout=120, env=dict(ENV, SHMCTL=SHMCTL))
 
 
