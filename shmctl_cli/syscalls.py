@@ -73,6 +73,9 @@ SIGNATURES = {
     "inotify_add_watch": (c_int, [c_int, c_char_p, c_uint32]),
     "fanotify_init": (c_int, [c_uint, c_uint]),
     "fanotify_mark": (c_int, [c_int, c_uint, ctypes.c_uint64, c_int, c_char_p]),
+    # moving data (kinds/transfer.py): splice where os.splice is missing (Python < 3.10)
+    "splice": (ctypes.c_ssize_t, [c_int, c_void_p, c_int, c_void_p, c_size_t, c_uint]),
+    "madvise": (c_int, [c_void_p, c_size_t, c_int]),
 }
 
 
@@ -299,6 +302,33 @@ def fanotify_mark(fd: int, flags: int, mask: int, dir_fd: int, what: str) -> Non
     """Mark the object that `dir_fd` is (the path argument NULL)."""
     if _f["fanotify_mark"](fd, flags, mask, dir_fd, None) < 0:
         raise _fail(f"fanotify_mark {what}")
+
+
+# --- moving data (kinds/transfer.py) ---
+
+SPLICE_F_NONBLOCK, MADV_DONTNEED = 2, 4
+
+
+def splice(fd_in: int, fd_out: int, count: int, offset_out: int, flags: int = 0) -> int:
+    """splice(2) from a pipe into a file at `offset_out`, the file's position untouched; raises
+    OSError like os.splice (which Python 3.10 added)."""
+    if hasattr(os, "splice"):
+        return os.splice(fd_in, fd_out, count, offset_dst=offset_out, flags=flags)
+    offset = ctypes.c_int64(offset_out)
+    moved = _f["splice"](fd_in, None, fd_out, ctypes.byref(offset), count, flags)
+    if moved < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return moved
+
+
+def release_pages(addr: int, length: int) -> None:
+    """madvise(MADV_DONTNEED) of our mapping of shared memory: drops the page-table entries
+    only (the pages stay in the segment), so a copy through a mapping does not grow this
+    process's RSS by the segment's size. Best effort: a range the kernel refuses (a hugetlb
+    mapping not aligned to its page size) just stays mapped."""
+    start = addr - addr % PAGE_SIZE
+    _f["madvise"](start, addr + length - start, MADV_DONTNEED)
 
 
 def memory_at(addr: int, length: int):

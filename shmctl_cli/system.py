@@ -328,6 +328,12 @@ class View:
         table = self.host.open_files
         return {key: sorted({pid for pid, _link, _target in table[key]}) for key in wanted if key in table}
 
+    def holder_pids(self, dev: int, ino: int) -> List[int]:
+        """Pids holding an open fd on the file (dev, inode), ascending: a look-up in the run's one
+        pass over /proc/*/fd (Host.open_files), however many files are asked about."""
+        found = self.host.open_files.get((dev, ino))
+        return sorted({pid for pid, _link, _target in found}) if found else []
+
     def file_users(self, dev: int, ino: int) -> List[int]:
         """Pids that map the file (dev, ino) or hold it open."""
         pids = {pid for pid, m in self.mappings() if (m.dev, m.inode) == (dev, ino)}

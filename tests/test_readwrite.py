@@ -122,11 +122,17 @@ def test_write_refusals_leave_the_segment_unchanged(segments, args, code, messag
         assert run("read", address, binary=True).out == before
 
 
-def test_overflowing_stdin_is_refused_before_writing(segments):
+def test_overflowing_stdin_writes_what_fits_and_refuses_the_rest(segments):
+    """Issue 13: a pipe streams, so an overflow is known only at the segment's end: what fits
+    is written, exit 5 says exactly how much; --atomic keeps the all-or-nothing promise."""
     before = run("read", segments[1], binary=True).out
-    r = run("write", segments[1], "-", "--offset", "65000", input=os.urandom(1000))
-    assert r.code == 5 and "would pass the end" in r.err
+    payload = os.urandom(1000)
+    r = run("write", segments[1], "-", "--offset", "65000", "--atomic", input=payload)
+    assert r.code == 5 and "nothing written" in r.err
     assert run("read", segments[1], binary=True).out == before
+    r = run("write", segments[1], "-", "--offset", "65000", input=payload)
+    assert r.code == 5 and "wrote the first 536 bytes (up to the segment's end); the input has more" in r.err
+    assert run("read", segments[1], "--offset", "65000", binary=True).out == payload[:536]
 
 
 def test_grow(segments):

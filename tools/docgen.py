@@ -258,10 +258,22 @@ def _markdown_table(header: Tuple[str, str], rows: List[Tuple[str, str]], code: 
     return lines + [f"| {f'`{key}`' if code else key} | {cell(meaning)} |" for key, meaning in rows]
 
 
+def compares() -> List[str]:
+    """README's "How shmctl compares": built from bench/RESULTS.md (written by bench/run), never typed."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_results", os.path.join(ROOT, "bench", "results.py"))
+    results = sys.modules["bench_results"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    path = os.path.join(ROOT, "bench", "RESULTS.md")
+    parsed = results.parse(open(path).read()) if os.path.exists(path) else None
+    return results.compares_block(parsed)
+
+
 # README.md's generated blocks: the lines between `<!-- generated: NAME -->` and `<!-- end -->`
 README_BLOCKS: Dict[str, Callable[[], List[str]]] = {
     "addresses": lambda: _markdown_table(("address", "meaning"), list(FORMS), code=True),
     "exit-codes": lambda: _markdown_table(("code", "meaning"), exit_codes(), code=False),
+    "compares": compares,
 }
 _BLOCK = re.compile(r"^(<!-- generated: ([a-z-]+) -->\n)(.*?)(^<!-- end -->$)", re.M | re.S)
 

@@ -217,7 +217,8 @@ def render_inventory(inv, chosen, names, style, out, summary, processes, json_co
     from .. import render
     totals = render.summarize(inv, chosen) if summary else None
     if out.as_json:
-        click.echo(render.inventory_json(inv, style, processes, totals, json_columns), nl=False)
+        for text in render.inventory_json_chunks(inv, style, processes, totals, json_columns):
+            click.echo(text, nl=False)  # written as rendered: no whole document in memory
     elif summary:
         click.echo(render.summary_text(totals, style), nl=False)
     elif out.export or out.newline:
@@ -226,7 +227,8 @@ def render_inventory(inv, chosen, names, style, out, summary, processes, json_co
     elif is_terminal() and not out.raw:
         print_rich(render.rich_table(inv.segments, names, style, headings=not out.noheadings))
     else:
-        click.echo(render.plain_table(inv.segments, names, style, headings=not out.noheadings, raw=out.raw), nl=False)
+        for text in render.plain_table_chunks(inv.segments, names, style, headings=not out.noheadings, raw=out.raw):
+            click.echo(text, nl=False)
 
 
 def hidden_matters(segments, names: Sequence[str]) -> bool:

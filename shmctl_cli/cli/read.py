@@ -87,13 +87,13 @@ def _copy(handle, fd: int, offset: int, length: int, hexdump: bool, string: bool
     from .common import progress_bar
     try:
         if string:
-            data = handle.read_bytes(offset, length)
-            text = data.split(b"\0", 1)[0]
+            text = _BeforeNul(_CountedChunks(handle, offset, length))
             if hexdump:
-                _write_hexdump(fd, [text], offset)
+                _write_hexdump(fd, text, offset)
             else:
-                write_all(fd, text)
-            return len(data)
+                for chunk in text:
+                    write_all(fd, chunk)
+            return length if text.found else text.chunks.got
         if hexdump:
             counted = _CountedChunks(handle, offset, length)
             _write_hexdump(fd, counted, offset)
@@ -121,6 +121,22 @@ class _CountedChunks:
             self.got += len(chunk)
             yield chunk
             if len(chunk) < want:
+                return
+
+
+class _BeforeNul:
+    """The chunks up to the first NUL byte (--string), read no further than the chunk holding it."""
+
+    def __init__(self, chunks: _CountedChunks):
+        self.chunks, self.found = chunks, False
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            head, nul, _ = chunk.partition(b"\0")
+            if head:
+                yield head
+            if nul:
+                self.found = True
                 return
 
 

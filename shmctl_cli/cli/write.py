@@ -35,10 +35,11 @@ def _parse_byte(text: str) -> int:
 
 
 class Source:
-    """What to write: bytes in memory, a byte repeated, or a file object with a known size."""
+    """What to write: bytes in memory, a byte repeated, a file object of known size, or a pipe
+    (`length` None: its length is known only at its end)."""
 
-    def __init__(self, length: int, data: bytes = None, fill: int = None, stream=None):
-        self.length, self.data, self.fill, self.stream = length, data, fill, stream
+    def __init__(self, length, data: bytes = None, fill: int = None, stream=None, label: str = ""):
+        self.length, self.data, self.fill, self.stream, self.label = length, data, fill, stream, label
 
 
 def check_options(path, data, hex_data, fill, length, grow: bool, overcommit: bool) -> None:
@@ -57,7 +58,7 @@ def check_options(path, data, hex_data, fill, length, grow: bool, overcommit: bo
         raise UsageError("write", "--overcommit goes with --grow", "without --grow nothing grows")
 
 
-def _source(path, data, hex_data, fill, length, capacity) -> Source:
+def _source(path, data, hex_data, fill, length) -> Source:
     if fill is not None:
         return Source(length, fill=_parse_byte(fill))
     if data is not None or hex_data is not None:
@@ -67,21 +68,38 @@ def _source(path, data, hex_data, fill, length, capacity) -> Source:
         return Source(len(payload), data=payload)
     if path is None and sys.stdin.isatty():
         raise UsageError("write", "nothing to write", "give FILE, '-' for stdin, --data, --hex or --fill")
-    return _stream_source(path or "-", length, capacity)
-
-
-def _stream_source(path: str, length, capacity) -> Source:
     from .common import open_source
+    path = path or "-"
     stream, size = open_source(path, f"open {path}")
+    label = f"read {'stdin' if path == '-' else path}"
     if size is not None:
-        return Source(min(size, length) if length is not None else size, stream=stream)
-    # a pipe: its length is known only at its end. Read one byte more than fits, so that
-    # an overflow is refused before anything is written (with --grow: all of it).
-    limit = length if length is not None else (-1 if capacity is None else capacity + 1)
-    from .common import read_all
-    data = read_all(stream, limit, f"read {'stdin' if path == '-' else path}")
-    stream.close()
-    return Source(len(data), data=data)
+        return Source(min(size, length) if length is not None else size, stream=stream, label=label)
+    return Source(None, stream=stream, label=label)
+
+
+def _settled(source: Source, handle, limit, capacity, atomic: bool, dry_run: bool) -> Source:
+    """A pipe whose length must be known before anything is written: counted for --dry-run,
+    staged in an unlinked temporary file for --atomic and --grow (the growth is checked
+    against the free space, as for a file). Never more than one byte past what could fit."""
+    if source.length is not None or not (atomic or dry_run or capacity is None):
+        return source
+    bound = capacity + 1 if capacity is not None else -1
+    if limit is not None:
+        bound = limit if bound < 0 else min(limit, bound)
+    from .common import progress_bar
+    with progress_bar(None, source.label) as progress, source.stream:
+        if dry_run:
+            settled = Source(handle.count_input(source.stream, bound, progress))
+        else:
+            staged, length = handle.stage_input(source.stream, bound, progress)
+            settled = Source(length, stream=staged, label=source.label)
+    if capacity is not None and settled.length > capacity:
+        if settled.stream is not None:
+            settled.stream.close()  # unlinked already: closing frees it
+        from ..errors import Conflict
+        raise Conflict(f"write {handle.address}", f"the input has more than the {capacity} bytes up to the "
+                       "segment's end: nothing written", "--grow extends the segment to take it all")
+    return settled
 
 
 @click.command("write")
@@ -96,9 +114,19 @@ def _stream_source(path: str, length, capacity) -> Source:
 @click.option("--overcommit", is_flag=True,
               help="With --grow on tmpfs: grow even if the growth and what sparse objects there already promise "
                    "pass the free space.")
+@click.option("--atomic", is_flag=True,
+              help="From a pipe: stage the input in an unlinked temporary file first (the object's own "
+                   "filesystem, or $TMPDIR for SysV), and write nothing if it does not fit.")
 @click.option("--dry-run", is_flag=True, help="Say what would be written, write nothing.")
-def write_command(address, path, data, hex_data, fill, length, offset, grow, overcommit, dry_run):
+def write_command(address, path, data, hex_data, fill, length, offset, grow, overcommit, atomic, dry_run):
     """Write bytes into a segment from FILE, stdin, --data, --hex or --fill.
+
+    A pipe streams in bounded memory (splice, never all of it in memory). Input that fits
+    one 8 MiB buffer is written whole or not at all; a longer one is written as it comes. If
+    the pipe has more than fits, what fits is written and the rest refused: exit 5, saying
+    exactly how many bytes were written. --atomic changes nothing then: the input is staged
+    first and copied in only once it is known to fit. A FILE, --data, --hex and --fill are
+    checked before anything is written. --grow from a pipe stages the input too.
 
     With --grow on tmpfs, the growth plus what sparse files there already promise must fit
     the free space, else exit 6 unless --overcommit.
@@ -123,8 +151,8 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, ove
         if offset > handle.size and not grow:
             raise Conflict(where, f"offset {offset} is past the end ({handle.size} bytes)")
         capacity = None if grow else max(0, handle.size - offset)
-        source = _source(path, data, hex_data, fill, length, capacity)
-        end = offset + source.length
+        source = _settled(_source(path, data, hex_data, fill, length), handle, length, capacity, atomic, dry_run)
+        end = offset + (source.length or 0)  # a pipe that streams never passes the end
         room = (kinds.kind(address.kind).check_growth(where, address, view, handle.size, end, grow, overcommit)
                 if end > handle.size else None)
         if dry_run:
@@ -140,22 +168,49 @@ def write_command(address, path, data, hex_data, fill, length, offset, grow, ove
                     raise Conflict(where, f"the segment shrank to {handle.size} bytes while waiting for the lock")
                 handle.grow(end)
             try:
-                _write(handle, source, offset)
+                _write(handle, source, offset, length)
             except OSError as exc:
                 from ..errors import from_oserror
                 raise from_oserror(exc, where) from None
     return Exit.OK
 
 
-def _write(handle, source: Source, offset: int) -> None:
+def _write(handle, source: Source, offset: int, limit) -> None:
     from .common import progress_bar
     if source.fill is not None:
         handle.fill(source.fill, offset, source.length)
     elif source.data is not None:
         handle.write_bytes(source.data, offset)
+    elif source.length is None:
+        with progress_bar(None, source.label) as progress, source.stream:
+            _stream(handle, source.stream, offset, limit, progress)
     else:
         with progress_bar(source.length, f"write {handle.address}") as progress, source.stream:
             got = handle.receive(source.stream, offset, source.length, progress)
         if got != source.length:
             from ..errors import ShmctlError
             raise ShmctlError(f"write {handle.address}", f"the source ended after {got} of {source.length} bytes")
+
+
+FIRST = 8 << 20  # input up to this long is written at once: whole, or (stopped by a signal) not at all
+
+
+def _stream(handle, stream, offset: int, limit, progress) -> None:
+    """A pipe into the segment up to its end (or `limit`: --length), in bounded memory. The
+    first FIRST bytes are gathered before any is written; the rest is spliced in as it comes."""
+    room = max(0, handle.size - offset)
+    want = room if limit is None else min(limit, room)
+    may_overflow = limit is None or limit > room
+    first = handle.gather(stream, min(FIRST, want + may_overflow))
+    written = min(len(first), want)
+    handle.write_bytes(memoryview(first)[:written], offset)
+    if progress:
+        progress(written)
+    if len(first) == FIRST and written < want:  # more may come: stream it
+        written += handle.receive(stream, offset + written, want - written,
+                                  progress and (lambda n: progress(FIRST + n)))
+    if may_overflow and written == want and (len(first) > want or stream.read(1)):
+        from ..errors import Conflict
+        whole = "the whole segment" if offset == 0 else "up to the segment's end"
+        raise Conflict(f"write {handle.address}", f"wrote the first {written} bytes ({whole}); the input has more: "
+                       "refused", "add --grow, or --atomic to change nothing in that case")

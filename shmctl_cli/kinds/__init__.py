@@ -209,6 +209,8 @@ def meminfo(view: View) -> Dict[str, int]:
 def describe_processes(segment: Segment) -> None:
     """Full command lines of the attached processes, for `stat` (psutil knows the corners:
     zombies, kernel threads, NUL-separated and rewritten argv)."""
+    if not segment.attachments:
+        return  # nobody to describe: psutil is not even imported
     import psutil
     commands: Dict[int, str] = {}
     for a in segment.attachments or ():

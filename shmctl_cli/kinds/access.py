@@ -67,7 +67,9 @@ class Handle:
 
     def read_bytes(self, offset: int, length: int) -> bytes:
         if self.view is not None:
-            return bytes(self.view[offset:offset + length])
+            data = bytes(self.view[offset:offset + length])
+            self.release(offset, length)
+            return data
         return _pread_all(self.fd, offset, length)
 
     def send(self, out_fd: int, offset: int, length: int, progress: Progress = None) -> int:
@@ -85,7 +87,9 @@ class Handle:
         while offset < end:
             chunk = self.view[offset:min(end, offset + CHUNK)]
             try:
-                offset += _write_some(out_fd, chunk)
+                written = _write_some(out_fd, chunk)
+                self.release(offset, written)
+                offset += written
             except OSError as exc:
                 if exc.errno != errno.EFAULT or self.shmid is not None:
                     raise
@@ -109,39 +113,128 @@ class Handle:
                 if exc.errno != errno.EINVAL:  # hugetlbfs: no write(); map it instead
                     raise
         self.mapping(writable=True)[offset:offset + len(data)] = data
+        self.release(offset, len(data))
 
     def receive(self, source: BinaryIO, offset: int, length: int, progress: Progress = None) -> int:
-        """Copy up to `length` bytes from a file object into the segment, never more;
-        returns how many arrived (fewer at the source's end of file)."""
-        end, start = offset + length, offset
+        """Copy up to `length` bytes from a file object into the segment, never more, in
+        bounded memory (kinds/transfer.py): a file by copy_file_range or sendfile, a pipe by
+        splice, into a mapping by read(); returns how many arrived (fewer at the source's end
+        of file). A regular source is read from its position, which is moved past what was read."""
+        from . import transfer
         src = source.fileno()
-        if self.fd is not None and self.view is None and _is_regular(src) and length >= PARALLEL_FROM:
-            return _parallel_copy(src, os.lseek(src, 0, os.SEEK_CUR), self.fd, offset, length, progress)
-        if self.fd is not None and self.view is None and _is_regular(src):
+        at = os.lseek(src, 0, os.SEEK_CUR) if _is_regular(src) else None
+        done = 0
+        if self.fd is not None and self.view is None:
             try:
-                os.lseek(self.fd, offset, os.SEEK_SET)
-                while offset < end:
-                    sent = os.sendfile(self.fd, src, None, min(end - offset, 1 << 30))
-                    if sent == 0:
-                        break
-                    offset += sent
-                    if progress:
-                        progress(offset - start)
-                return offset - start
-            except OSError as exc:
-                if exc.errno not in (errno.EINVAL, errno.ENOSYS) or offset != start:
-                    raise
-        buf = bytearray(min(CHUNK, max(length, 1)))
-        while offset < end:
-            view = memoryview(buf)[:min(len(buf), end - offset)]
-            got = source.readinto(view)
-            if not got:
+                if at is not None:
+                    done = transfer.copy_file(src, at, self.fd, offset, length, progress)
+                else:
+                    done = transfer.splice_pipe(src, self.fd, offset, length, progress)
+                length = done  # the source ended, or the length was reached
+            except transfer.Unsupported as exc:  # hugetlbfs: no write() nor splice; map it
+                done = exc.done
+        if done < length:
+            done += self._read_into_mapping(source, at, offset, done, length, progress)
+        if at is not None:
+            os.lseek(src, at + done, os.SEEK_SET)
+        return done
+
+    def _read_into_mapping(self, source, at: Optional[int], offset: int, done: int, length: int,
+                           progress: Progress) -> int:
+        from . import transfer
+        view = self.mapping(writable=True)[offset + done:offset + length]
+        start = offset + done
+        try:
+            return transfer.read_into(source, view, length - done, progress and (lambda n: progress(done + n)),
+                                      release=lambda at_, n: self.release(start + at_, n),
+                                      src_offset=None if at is None else at + done)
+        finally:
+            view.release()
+
+    def release(self, offset: int, length: int) -> None:
+        """The range was copied: drop its pages from this process's page tables (never from the
+        segment), so that RSS stays bounded by a chunk, not by the segment's size."""
+        from .. import syscalls
+        if self.base is not None:
+            syscalls.release_pages(self.base + offset, length)
+        elif self._map is not None:
+            start = offset - offset % mmap.PAGESIZE
+            try:
+                self._map.madvise(mmap.MADV_DONTNEED, start, min(offset + length, len(self._map)) - start)
+            except (OSError, ValueError):
+                pass
+
+    # --- a pipe whose length matters before writing (write -: the first buffer, --atomic, --dry-run) ---
+
+    def gather(self, source: BinaryIO, length: int) -> bytearray:
+        """Up to `length` bytes of a pipe in memory (fewer only at its end)."""
+        buf = bytearray(length)
+        view = memoryview(buf)
+        got = 0
+        try:
+            while got < length:
+                n = source.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+        finally:
+            view.release()
+        del buf[got:]
+        return buf
+
+    def count_input(self, source: BinaryIO, limit: int, progress: Progress = None) -> int:
+        """How many bytes the pipe brings, read and dropped, up to `limit` (all if negative)."""
+        buf = memoryview(bytearray(CHUNK))
+        total = 0
+        while limit < 0 or total < limit:
+            n = source.readinto(buf[:CHUNK if limit < 0 else min(CHUNK, limit - total)])
+            if not n:
                 break
-            self.write_bytes(view[:got], offset)
-            offset += got
+            total += n
             if progress:
-                progress(offset - start)
-        return offset - start
+                progress(total)
+        return total
+
+    def stage_input(self, source: BinaryIO, limit: int, progress: Progress = None) -> Tuple[BinaryIO, int]:
+        """The pipe's bytes, up to `limit` (all if negative), in an unlinked temporary file
+        (O_TMPFILE) on the segment's own filesystem where it has a directory we can reach, else
+        in $TMPDIR; (that file at its start, how many bytes). Closing it frees it."""
+        import tempfile
+
+        from . import transfer
+        try:
+            staged = tempfile.TemporaryFile(dir=self._directory())
+        except OSError:
+            staged = tempfile.TemporaryFile()
+        want = limit if limit >= 0 else 1 << 62
+        try:
+            try:
+                got = transfer.splice_pipe(source.fileno(), staged.fileno(), 0, want, progress)
+            except transfer.Unsupported as exc:
+                got = exc.done
+                while got < want:
+                    chunk = self.gather(source, min(CHUNK, want - got))
+                    if not chunk:
+                        break
+                    os.pwrite(staged.fileno(), chunk, got)
+                    got += len(chunk)
+        except BaseException:
+            staged.close()
+            raise
+        return staged, got
+
+    def _directory(self) -> Optional[str]:
+        """The directory of a file-backed segment, as this process sees it; None for SysV, a
+        deleted object or one reached through another mount namespace."""
+        if self.fd is None or self.shmid is not None:
+            return None
+        try:
+            path = os.readlink(f"/proc/self/fd/{self.fd}")
+        except OSError:
+            return None
+        if not path.startswith("/") or path.endswith(" (deleted)"):
+            return None
+        return os.path.dirname(path)
 
     def fill(self, byte: int, offset: int, length: int) -> None:
         block = bytes([byte]) * min(CHUNK, length)
@@ -203,53 +296,6 @@ class Handle:
 
 def _is_regular(fd: int) -> bool:
     return stat.S_ISREG(os.fstat(fd).st_mode)
-
-
-PARALLEL_FROM = 64 << 20
-
-
-def _parallel_copy(src: int, src_offset: int, dst: int, offset: int, length: int, progress: Progress) -> int:
-    """A large file-to-file copy in one thread per core, each with pread/pwrite over its own
-    half: the syscalls drop the GIL, and one core alone does not reach memory bandwidth."""
-    import threading
-    parts = min(os.cpu_count() or 1, 4)
-    step = -(-length // parts) // CHUNK * CHUNK or CHUNK
-    done = [0] * parts
-    errors: list = []
-    halt = threading.Event()
-
-    def copy(i: int) -> None:
-        buf = memoryview(bytearray(CHUNK))
-        at, stop = i * step, min(length, (i + 1) * step)
-        try:
-            while at < stop and not halt.is_set():
-                got = os.preadv(src, [buf[:min(CHUNK, stop - at)]], src_offset + at)
-                if not got:
-                    break
-                _pwrite_all(dst, buf[:got], offset + at)
-                at += got
-                done[i] += got
-                if progress and i == 0:
-                    progress(sum(done))
-        except OSError as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=copy, args=(i,)) for i in range(1, parts)]
-    for thread in threads:
-        thread.start()
-    try:
-        copy(0)
-    except BaseException:  # a signal: the others stop before the caller closes their fds
-        halt.set()
-        raise
-    finally:
-        for thread in threads:
-            thread.join()
-    if errors:
-        raise errors[0]
-    copied = sum(done)
-    os.lseek(src, src_offset + copied, os.SEEK_SET)
-    return copied
 
 
 def _pread_all(fd: int, offset: int, length: int) -> bytes:

@@ -57,13 +57,43 @@ def _mapped_reading(raw: bytes, dev: int, inode: int) -> Optional[bytes]:
     return None
 
 
+_LINE = re.compile(SHARED_LINE, re.M)
+
+
 def parse_shared_maps(text: bytes) -> List[SharedMapping]:
-    """Only the MAP_SHARED lines: private mappings are never shared memory."""
+    """Only the MAP_SHARED lines: private mappings are never shared memory. One C-level
+    search of the whole file for `s ` (a shared perms field ends so; a private line has it
+    only in its path) finds the candidates; a line of a private mapping is never split,
+    decoded or matched. A hit counts only where it ends the perms field of a line that
+    parses from its start, so a path holding `rw-s ` forges nothing, and each line is taken once."""
     mappings = []
-    for m in re.finditer(SHARED_LINE, text, re.M):
+    find, rfind, match = text.find, text.rfind, _LINE.match
+    at = find(b"s ")
+    while at >= 0:
+        m = match(text, rfind(b"\n", 0, at) + 1)
+        if m is None or m.end(3) != at + 1:
+            at = find(b"s ", at + 2)  # in a path
+            continue
         dev, inode = os.makedev(int(m[5], 16), int(m[6], 16)), int(m[7])
         mappings.append(SharedMapping(int(m[1], 16), int(m[2], 16), m[3].decode(), int(m[4], 16), dev, inode,
                                       _unescape(m[8], dev, inode)))
+        at = find(b"s ", m.end())
+    return mappings
+
+
+def parse_shared_maps_slow(text: bytes) -> List[SharedMapping]:
+    """The reference: every line split and looked at (tests hold the fast parse to it)."""
+    mappings = []
+    for line in text.split(b"\n"):
+        parts = line.split(None, 5)
+        if len(parts) < 5 or len(parts[1]) != 4 or parts[1][3:] != b"s":
+            continue
+        start, end = parts[0].split(b"-")
+        major, minor = parts[3].split(b":")
+        dev, inode = os.makedev(int(major, 16), int(minor, 16)), int(parts[4])
+        raw = parts[5].lstrip(b" \t") if len(parts) > 5 else b""
+        mappings.append(SharedMapping(int(start, 16), int(end, 16), parts[1].decode(), int(parts[2], 16), dev,
+                                      inode, _unescape(raw, dev, inode)))
     return mappings
 
 
@@ -98,8 +128,7 @@ def scan_shared_maps(proc: str) -> MapsScan:
             continue
         except OSError:  # ESRCH and friends while the process dies
             continue
-        if b"s " in data:
-            mappings = parse_shared_maps(data)
-            if mappings:
-                scan.by_pid[pid] = mappings
+        mappings = parse_shared_maps(data)
+        if mappings:
+            scan.by_pid[pid] = mappings
     return scan

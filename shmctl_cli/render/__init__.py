@@ -7,8 +7,8 @@ drive a terminal nor make a line that reads as another segment; plain cells esca
 too, rich cells are never read as markup, and JSON holds the same printable form."""
 from __future__ import annotations
 
-from itertools import repeat
-from typing import List, Optional, Sequence
+from itertools import islice, repeat
+from typing import Iterator, List, Optional, Sequence
 
 from ..address import needs_escape, printable
 from ..fields import COLUMNS, Style, _opt, stat_lines  # noqa: F401 (Style: render.Style for callers)
@@ -67,15 +67,30 @@ def cells(segments: Sequence[Segment], columns: Sequence[str], style: Style) -> 
 
 def plain_table(segments: Sequence[Segment], columns: Sequence[str], style: Style,
                 headings: bool = True, raw: bool = False) -> str:
+    return "".join(plain_table_chunks(segments, columns, style, headings, raw))
+
+
+PLAIN_CHUNK = 4096  # lines joined and written at a time
+
+
+def plain_table_chunks(segments: Sequence[Segment], columns: Sequence[str], style: Style,
+                       headings: bool = True, raw: bool = False) -> Iterator[str]:
+    """The plain table as pieces to write as they are joined. The cells come a column at a
+    time (C-level passes; padding needs each column's widest cell), the lines a chunk at a time."""
     if not columns or not (segments or headings):
-        return ""
+        return
     last = len(columns) - 1
     table = []
     for i, name in enumerate(columns):
         right = COLUMNS[name].right
         align = None if raw or (i == last and not right) else (">" if right else "<")
         table.append(column_cells(name, segments, style, headings, align))
-    return "\n".join(map(" ".join, zip(*table))) + "\n"
+    lines = map(" ".join, zip(*table))
+    while True:
+        piece = list(islice(lines, PLAIN_CHUNK))
+        if not piece:
+            return
+        yield "\n".join(piece) + "\n"
 
 
 def rich_table(segments: Sequence[Segment], columns: Sequence[str], style: Style, headings: bool = True,
@@ -116,8 +131,8 @@ def rich_grid(specs, right: Sequence[bool], style: Style, headings: bool = True,
 
 # --- JSON (json_text.py), re-exported: callers say render.inventory_json ---
 
-from .json_text import (inventory_json, json_fields, namespace_dict, segment_dict, segment_dicts,  # noqa: E402,F401
-                        segments_json_text, to_json)
+from .json_text import (inventory_json, inventory_json_chunks, json_fields, namespace_dict, segment_dict,  # noqa: E402,F401
+                        segment_dicts, segments_json_text, to_json)
 
 
 # --- summary (-u) ---

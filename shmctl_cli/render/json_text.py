@@ -2,10 +2,10 @@
 ISO 8601 times, sizes in bytes, every text from the system in its printable form."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
-from ..address import printable
-from ..fields import COLUMNS, JSON_FIELDS, Field, Style
+from ..address import needs_escape, printable
+from ..fields import COLUMNS, JSON_FIELDS, Field, Style, _text
 from ..model import Inventory, Segment
 
 
@@ -80,42 +80,132 @@ def _json_value(value, indent: str) -> str:
 
 
 _ITEM_INDENT = " " * 6
+CHUNK = 2048  # segments rendered and written at a time: memory stays bounded by this, not the list
+_CACHE_MAX = 8192  # distinct values remembered per field across chunks
+
+
+class _FieldWriter:
+    """One field's `"key": value` lines, a chunk of segments at a time. A field of few
+    distinct values encodes each once (remembered across chunks); a column of plain ints or
+    texts goes through C-level maps; "" where a row leaves the key out (processes not scanned)."""
+
+    def __init__(self, field: Field, style: Style, before: str = "", after: str = ""):
+        self.field, self.style = field, style
+        self.head = f'{before}{_ITEM_INDENT}"{field.key}": '
+        self.after = after  # the row's glue baked into each item: a row is then one "".join
+        self.optional = field.key == "processes"
+        self.cache: dict = {}
+        self.status = field.key == "status" and field.cells is not None
+
+    def items(self, segments: Sequence[Segment]) -> List[str]:
+        if self.status:
+            return self._status(segments)
+        values = self._values(segments)
+        try:
+            distinct = set(values)
+        except TypeError:  # lists: processes
+            return [self._item(v) for v in values]
+        if len(distinct) * 4 <= len(values) or len(distinct) <= 2:
+            return self._cached(values, distinct)
+        return self._direct(values, distinct)
+
+    def _values(self, segments: Sequence[Segment]) -> list:
+        field = self.field
+        values = list(map(field.value, segments))
+        convert = field.json
+        if convert is None:
+            return values
+        if convert is _text and None not in values and not needs_escape("".join(values)):
+            return values  # every text printable already: one C-level scan of the column
+        if field.distinct:
+            distinct = set(values)
+            if len(distinct) * 4 <= len(values):
+                style = self.style
+                text = {v: convert(v, style) for v in distinct}
+                return list(map(text.__getitem__, values))
+        return [convert(v, self.style) for v in values]
+
+    def _item(self, value) -> str:
+        if self.optional and value is None:
+            return ""
+        return self.head + _json_value(value, _ITEM_INDENT) + self.after
+
+    def _cached(self, values: list, distinct: set) -> List[str]:
+        cache = self.cache
+        if len(cache) > _CACHE_MAX:
+            cache.clear()
+        for v in distinct:
+            if v not in cache:
+                cache[v] = self._item(v)
+        return list(map(cache.__getitem__, values))
+
+    def _direct(self, values: list, distinct: set) -> List[str]:
+        kinds = set(map(type, distinct))
+        head, after = self.head, self.after
+        if kinds == {int}:
+            return [head + t + after for t in map(int.__repr__, values)]
+        if kinds == {str}:
+            from json.encoder import encode_basestring_ascii
+            return [head + t + after for t in map(encode_basestring_ascii, values)]
+        return [self._item(v) for v in values]
+
+    def _status(self, segments: Sequence[Segment]) -> List[str]:
+        """STATUS from the column's own C-level cells ("orphan?,hugetlb" or "-"): the same
+        words as Segment.status, without building a list per segment."""
+        cells = self.field.cells(segments, self.style)
+        cache = self.cache
+        for text in set(cells):
+            if text not in cache:
+                cache[text] = self._item([] if text == "-" else text.split(","))
+        return list(map(cache.__getitem__, cells))
 
 
 def _json_items(field: Field, segments: Sequence[Segment], style: Style) -> List[str]:
-    """One field's `"key": value` lines, column-wise; "" where a row leaves the key out
-    (processes not scanned). A field of few distinct values encodes each once."""
-    values = _json_column(field, segments, style)
-    head = f'{_ITEM_INDENT}"{field.key}": '
-    optional = field.key == "processes"
-    try:
-        distinct = set(values)
-    except TypeError:  # lists: processes
-        distinct = None
-    if distinct is not None and len(distinct) * 4 <= len(values):
-        item = {v: "" if optional and v is None else head + _json_value(v, _ITEM_INDENT) for v in distinct}
-        return list(map(item.__getitem__, values))
-    return ["" if optional and v is None else head + _json_value(v, _ITEM_INDENT) for v in values]
+    """One field's `"key": value` lines for `segments` (see _FieldWriter)."""
+    return _FieldWriter(field, style).items(segments)
+
+
+def segments_json_chunks(segments: Sequence[Segment], style: Style, processes: bool,
+                         columns: Optional[Sequence[str]] = None) -> Iterator[str]:
+    """The "segments" array, text for text what json.dumps(segment_dicts(...), indent=2) gives
+    at depth one, made a column at a time and CHUNK segments at a time: json's own encoder
+    walks 32000 x 30 values in Python, and a whole document would hold them all at once."""
+    if not segments:
+        yield "[]"
+        return
+    fields = json_fields(columns, processes)
+    optional = any(f.key == "processes" for f in fields)
+    if optional or not fields:  # rows differ in their keys: each joined on its own
+        writers = [_FieldWriter(f, style) for f in fields]
+        rows = lambda items: [_row_text(row) for row in items]  # noqa: E731
+    else:  # every row has every key: the glue is in the items, a row is one "".join
+        last = len(fields) - 1
+        writers = [_FieldWriter(f, style, "    {\n" if i == 0 else "", "\n    }" if i == last else ",\n")
+                   for i, f in enumerate(fields)]
+        rows = lambda items: map("".join, items)  # noqa: E731
+    yield "[\n"
+    for start in range(0, len(segments), CHUNK):
+        chunk = segments[start:start + CHUNK]
+        items = zip(*(w.items(chunk) for w in writers)) if writers else [()] * len(chunk)
+        text = ",\n".join(rows(items))
+        yield text if start == 0 else ",\n" + text
+    yield "\n  ]"
+
+
+def _row_text(items) -> str:
+    shown = ",\n".join(filter(None, items))
+    return f"    {{\n{shown}\n    }}" if shown else "    {}"
 
 
 def segments_json_text(segments: Sequence[Segment], style: Style, processes: bool,
                        columns: Optional[Sequence[str]] = None) -> str:
-    """The "segments" array, text for text what json.dumps(segment_dicts(...), indent=2) gives
-    at depth one, made a column at a time: json's own encoder walks 32000 x 30 values in Python."""
-    if not segments:
-        return "[]"
-    fields = json_fields(columns, processes)
-    if not fields:
-        return "[\n" + ",\n".join(["    {}"] * len(segments)) + "\n  ]"
-    rows = zip(*(_json_items(f, segments, style) for f in fields))
-    join = ",\n".join
-    objects = [join(filter(None, row)) for row in rows]
-    body = ",\n".join([f"    {{\n{o}\n    }}" if o else "    {}" for o in objects])
-    return "[\n" + body + "\n  ]"
+    return "".join(segments_json_chunks(segments, style, processes, columns))
 
 
-def inventory_json(inv: Inventory, style: Style, processes: bool, summary: Optional[dict] = None,
-                   columns: Optional[Sequence[str]] = None) -> str:
+def inventory_json_chunks(inv: Inventory, style: Style, processes: bool, summary: Optional[dict] = None,
+                          columns: Optional[Sequence[str]] = None) -> Iterator[str]:
+    """`list --json` as pieces to write as they come: the segments a chunk at a time, then
+    the rest of the document as json.dumps(indent=2) writes it."""
     data = {"segments": [], "hidden_processes": inv.hidden_processes,
             "not_segments": [printable(n) for n in inv.skipped]}
     if inv.namespaces:
@@ -124,7 +214,14 @@ def inventory_json(inv: Inventory, style: Style, processes: bool, summary: Optio
         data["summary"] = summary
     text = to_json(data)
     head = '{\n  "segments": '
-    return head + segments_json_text(inv.segments, style, processes, columns) + text[len(head) + 2:]
+    yield head
+    yield from segments_json_chunks(inv.segments, style, processes, columns)
+    yield text[len(head) + 2:]
+
+
+def inventory_json(inv: Inventory, style: Style, processes: bool, summary: Optional[dict] = None,
+                   columns: Optional[Sequence[str]] = None) -> str:
+    return "".join(inventory_json_chunks(inv, style, processes, summary, columns))
 
 
 def namespace_dict(n) -> dict:

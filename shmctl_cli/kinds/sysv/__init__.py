@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 
 from ...errors import Conflict, NotFound, UsageError
 from ...model import Segment
-from ...procfs.sysvipc import SHM_DEST, SHM_LOCKED, read_sysvipc_shm
+from ...procfs.sysvipc import SHM_DEST, SHM_LOCKED, parse_sysvipc_shm_columns, read_sysvipc_shm
 from ...units import format_key
 from ...system import View
 from ...units import plural
 from ..base import CreateOptions, Kind, completion_note
 from .hugetlb import settle as settle_hugetlb
+from .lookup import signed_key, table_line
 from .segment import open_segment, remove, resolve_key, resolve_shmid  # noqa: F401 (kinds.sysv API)
 
 if TYPE_CHECKING:
@@ -90,25 +91,27 @@ def collect(view: View, processes: bool = False) -> List[Segment]:
 
 def find(address: "Address", view: View) -> Segment:
     """The segment at the address, in the View's IPC namespace (the one a qualified address
-    names: the caller hands over a View of it)."""
+    names: the caller hands over a View of it): its one line of /proc/sysvipc/shm, one
+    Segment, and the maps scanned only when the kernel counts an attachment."""
     if address.namespace is not None and view.ipc_ns is not None and address.namespace != view.ipc_ns:
         raise NotFound(f"{address}", f"IPC namespace {address.namespace} is not the one looked at ({view.ipc_ns})")
     view.enter_ipc()
-    segments = from_columns(read_sysvipc_shm(view.proc), view.pids, view)
     if address.shmid is not None:
-        matches = [s for s in segments if s.id == address.shmid]
-        wanted = f"shmid {address.shmid}"
+        column, value, wanted = "shmid", address.shmid, f"shmid {address.shmid}"
     else:
         key = resolve_key(address)
         if key == 0:
             raise UsageError(f"{address}", "key 0 is IPC_PRIVATE and names no segment", "address it by shmid")
-        matches = [s for s in segments if s.key == key]
-        wanted = f"key {format_key(key)}"
-    if not matches:
+        column, value, wanted = "key", signed_key(key), f"key {format_key(key)}"
+    table = table_line(view.proc, column, value)
+    if table is None:
         raise NotFound(f"{address}", f"no SysV segment with {wanted}",
                        "a segment marked for removal loses its key; see shmctl list -m")
-    segment = matches[0]
-    attach_processes([segment], view)
+    segment = from_columns(parse_sysvipc_shm_columns(table), view.pids, view)[0]
+    if segment.nattch:
+        attach_processes([segment], view)
+    else:  # nothing attached: no mapping can be one of its attachments (namespaces.match)
+        segment.attachments = []
     settle_hugetlb([segment], view)
     return segment
 

@@ -75,12 +75,25 @@ def open_segment(address: "Address", view: View, writable: bool) -> "Handle":
 
 
 def remove(segment: Segment, view: Optional[View] = None) -> None:
-    from ... import syscalls
     if view is not None:
         view.enter_ipc()  # IPC_RMID acts on the caller's IPC namespace
     try:
-        syscalls.shmctl_rmid(segment.id)
+        _syscalls().shmctl_rmid(segment.id)
     except ShmctlError as exc:
         if exc.errno in (errno.EINVAL, errno.EIDRM):
             raise NotFound(segment.address, "already gone") from None
         raise
+
+
+def _syscalls():
+    """shmctl_cli.syscalls, imported on first use (ctypes costs start-up time) and then
+    looked up once per call rather than through the import machinery: rm --all calls it per
+    segment."""
+    global _SYSCALLS
+    if _SYSCALLS is None:
+        from ... import syscalls
+        _SYSCALLS = syscalls
+    return _SYSCALLS
+
+
+_SYSCALLS = None
