@@ -45,6 +45,7 @@ import time
 from typing import Iterator, List, Mapping, Optional
 
 from ..errors import Conflict, PermissionDenied, ShmctlError, UsageError
+from ..signals import deferred
 from .paths import identity
 
 LOCK_TIMEOUT = 30.0
@@ -152,39 +153,60 @@ def write_lock(address: str, name: str, timeout: Optional[float] = None) -> Iter
     timeout = lock_timeout() if timeout is None else timeout
     euid = os.geteuid()
     dir_fd = open_lock_dir(lock_dir_path(euid), euid, what)
+    held: List[int] = []  # the lock file's fd, put here in the same breath as it is locked
     try:
-        fd = _acquire(dir_fd, name, what, timeout)
-        try:
-            yield
-        finally:
-            _release(dir_fd, name, fd)
+        _acquire(dir_fd, name, what, timeout, held)
+        yield
     finally:
-        os.close(dir_fd)
+        try:
+            if held:
+                _release(dir_fd, name, held[0])
+        finally:
+            os.close(dir_fd)
 
 
-def _acquire(dir_fd: int, name: str, what: str, timeout: float) -> int:
+def _acquire(dir_fd: int, name: str, what: str, timeout: float, held: List[int]) -> None:
+    """Wait for the lock, up to `timeout`, with the lock file open (others see who waits). A stop
+    signal can land anywhere: each attempt (open, flock, check) runs with them held back, so a
+    lock this process took is always in `held` by then (released, and its file unlinked, by the
+    caller's finally); the waits between attempts are where a signal ends it at once."""
     deadline = time.monotonic() + timeout
     pause = _POLL_FIRST
-    fd = _open_lock_file(dir_fd, name, what)
+    fd = -1
     try:
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise _busy(what, timeout, _holders(dir_fd, name)) from None
-                time.sleep(pause)
-                pause = min(pause * 2, _POLL_MAX)
-                continue
-            if _still_linked(dir_fd, name, fd):
-                return fd
-            os.close(fd)  # its holder unlinked it as it let go: start again on a fresh file
-            fd = -1  # closed: nothing to close should the reopen fail
-            fd = _open_lock_file(dir_fd, name, what)
-    except BaseException:
+            with deferred():
+                if fd < 0:
+                    fd = _open_lock_file(dir_fd, name, what)
+                state = _try_lock(dir_fd, name, fd)
+                if state == _LOCKED:
+                    held.append(fd)
+                    fd = -1  # the caller's now
+                    return
+                if state == _RETRY:  # its holder unlinked it as it let go: at once, on a fresh file
+                    os.close(fd)
+                    fd = -1
+                    continue
+            if time.monotonic() >= deadline:
+                raise _busy(what, timeout, _holders(dir_fd, name))
+            time.sleep(pause)
+            pause = min(pause * 2, _POLL_MAX)
+    finally:
         if fd >= 0:
             os.close(fd)
-        raise
+
+
+_LOCKED, _BUSY, _RETRY = 0, 1, 2
+
+
+def _try_lock(dir_fd: int, name: str, fd: int) -> int:
+    """_LOCKED; _BUSY while another process holds it; _RETRY when its holder unlinked the file
+    as it let go (then the lock taken on it is worth nothing)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _BUSY
+    return _LOCKED if _still_linked(dir_fd, name, fd) else _RETRY
 
 
 def _open_lock_file(dir_fd: int, name: str, what: str) -> int:
