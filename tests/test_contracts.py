@@ -311,3 +311,24 @@ def test_exit_meanings_say_the_contract():
     assert "declined" in Exit.FAILED.meaning and "full" in Exit.FAILED.meaning
     assert "segment" in Exit.NOT_FOUND.meaning and "full output device" in Exit.LIMIT.meaning
     assert "any command" in Exit.BROKEN_PIPE.meaning
+
+
+def _parameters(command, path=""):
+    import click
+    for param in command.params:
+        yield f"{path} {param.name}".strip(), param
+    if isinstance(command, click.Group):
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            yield from _parameters(command.get_command(ctx, name), f"{path} {name}")
+
+
+def test_no_option_takes_numbers_through_int():
+    """click's INT, IntRange, FLOAT and FloatRange convert with int()/float(), which read `١٢` as
+    12: every number a user types goes through units (ASCII digits only). A new option that
+    forgets is caught here, not by a user."""
+    import click
+    from shmctl_cli.cli import cli
+    loose = (click.types.IntParamType, click.types.FloatParamType)
+    found = [path for path, param in _parameters(cli) if isinstance(param.type, loose)]
+    assert found == []

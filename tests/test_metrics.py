@@ -214,7 +214,7 @@ def test_kind_chooses_the_kinds_and_their_limits(hold):
 
 
 def test_bad_options_are_usage_errors():
-    for args in (["--top", "-1"], ["--top", "many"], ["-k", "nope"], ["--textfile-dir"]):
+    for args in (["--top", "-1"], ["--top", "many"], ["--top", "١٢"], ["--top", "²"], ["-k", "nope"], ["--textfile-dir"]):
         r = run_in_process("metrics", *args)
         assert r.code == 2 and r.out == "" and r.err.count("\n") == 1 and r.err.startswith("shmctl: "), r
 

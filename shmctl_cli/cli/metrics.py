@@ -7,11 +7,11 @@ import click
 
 from .. import KINDS
 from ..errors import Exit
-from .params import FILE
+from .params import FILE, NumberParam
 
 
 @click.command("metrics")
-@click.option("--top", type=click.IntRange(min=0), default=50, show_default=True, metavar="N",
+@click.option("--top", type=NumberParam("--top count", minimum=0), default=50, show_default=True, metavar="N",
               help="Series of their own for the N segments using the most memory (rss+swap); the others are "
                    "summed per kind and owner in shmctl_other_*. 0: none one by one.")
 @click.option("--here", is_flag=True,
