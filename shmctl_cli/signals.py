@@ -44,6 +44,17 @@ def deferred():
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
 
 
+def is_pipe(fd: int) -> bool:
+    """Whether fd is a pipe or a socket: where a reader can go away (POLLERR), unlike a file
+    or a terminal that hung up."""
+    import stat
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def wakeup_fd() -> int:
     """The read end of the wakeup pipe (-1 before install): a loop that waits in poll() on
     fds of its own adds it, so that a signal landing just before the wait ends it at once."""

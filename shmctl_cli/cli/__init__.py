@@ -166,12 +166,8 @@ def _reader_gone() -> bool:
     """Whether stdout is a pipe or socket whose reader went away: poll says POLLERR. (Which
     of click's versions says so in its exception's context differs; the kernel does not.)"""
     import select
-    import stat
-    try:
-        if not (stat.S_ISFIFO(os.fstat(1).st_mode) or stat.S_ISSOCK(os.fstat(1).st_mode)):
-            return False  # a terminal that hung up is not a reader gone
-    except OSError:
-        return False
+    if not signals.is_pipe(1):
+        return False  # a terminal that hung up is not a reader gone
     poller = select.poll()
     poller.register(1, select.POLLOUT)
     return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))

@@ -9,7 +9,6 @@ from typing import Callable, Iterator, Optional
 from ..units import format_size
 
 PROGRESS_FROM = 64 << 20  # bytes; smaller copies finish before a bar would be seen
-CHUNK = 8 << 20  # what read_all asks a pipe for at a time
 
 
 def check_range(what: str, size: int, offset: int, length: Optional[int]) -> int:
@@ -89,23 +88,6 @@ def _size_columns() -> list:
             return Text("?/s" if speed is None else f"{format_size(int(speed))}/s", style="progress.data.speed")
 
     return [Bytes(), Rate()]
-
-
-def read_all(stream, limit: int, label: str) -> bytes:
-    """`stream.read(limit)` of a pipe (all of it when limit < 0), in chunks, with the
-    bytes-and-rate progress bar once PROGRESS_FROM bytes have gone through."""
-    chunks, total = [], 0
-    with progress_bar(None, label) as progress:
-        while limit < 0 or total < limit:
-            want = CHUNK if limit < 0 else min(CHUNK, limit - total)
-            chunk = stream.read(want)
-            chunks.append(chunk)
-            total += len(chunk)
-            if progress:
-                progress(total)
-            if len(chunk) < want:  # read() is short only at the end
-                break
-    return b"".join(chunks)
 
 
 def open_source(path: str, what: str):

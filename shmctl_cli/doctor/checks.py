@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Dict, List
 
 from ..address import printable
 from ..units import format_size
-from .findings import Finding
+from .findings import Finding, shell_word
 
 if TYPE_CHECKING:
     from ..model import Segment
@@ -197,8 +197,7 @@ def orphans(facts: "Facts") -> List[Finding]:
     if orphaned:
         memory = _memory(orphaned)
         unsure = sum(1 for s in orphaned if s.orphan_unsure)
-        from shlex import quote
-        addresses = [quote(printable(s.address, space=True)) for s in orphaned]
+        addresses = [shell_word(s.address, space=True) for s in orphaned]
         fix = (f"shmctl rm {' '.join(addresses)}" if len(addresses) <= 8
                else "shmctl rm --orphans --dry-run, then shmctl rm --orphans --yes")
         found.append(Finding(

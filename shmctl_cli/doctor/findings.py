@@ -6,6 +6,15 @@ from typing import Sequence
 SEVERITIES = ("ok", "info", "warning", "critical")
 
 
+def shell_word(text: str, space: bool = False) -> str:
+    """Untrusted text (an address, a mount point anyone may name in their own user namespace)
+    as one word of a command to paste: printable, then quoted, so `/tmp/x;reboot` stays one."""
+    from shlex import quote
+
+    from ..address import printable
+    return quote(printable(text, space=space))
+
+
 def rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 

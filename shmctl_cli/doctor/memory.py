@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, List, Optional
 
 from ..address import printable
 from ..units import format_size, kernel_size
-from .findings import Finding
+from .findings import Finding, shell_word
 
 if TYPE_CHECKING:
     from .facts import Facts, ShmPlace
@@ -120,14 +120,7 @@ def tmpfs_overcommit(facts: "Facts") -> List[Finding]:
     return [Finding("tmpfs-overcommit", "warning",
                     f"{what}: filling them exhausts memory, and the OOM killer cannot free tmpfs pages",
                     evidence, f"mount -o remount,size={kernel_size(max(MIB, mem // 4 // MIB * MIB))} "
-                              f"{_shell_word(biggest.point)}  (and the same size= in /etc/fstab)")]
-
-
-def _shell_word(path: str) -> str:
-    """A mount point in a command to paste: anyone may name a mount point in their own user
-    namespace, and `/tmp/x;reboot` must stay one argument."""
-    from shlex import quote
-    return quote(printable(path))
+                              f"{shell_word(biggest.point)}  (and the same size= in /etc/fstab)")]
 
 
 # --- 5. huge pages ---

@@ -132,7 +132,7 @@ def rich_grid(specs, right: Sequence[bool], style: Style, headings: bool = True,
 # --- JSON (json_text.py), re-exported: callers say render.inventory_json ---
 
 from .json_text import (inventory_json, inventory_json_chunks, json_fields, namespace_dict, segment_dict,  # noqa: E402,F401
-                        segment_dicts, segments_json_text, to_json)
+                        segment_dicts, to_json)
 
 
 # --- summary (-u) ---

@@ -197,11 +197,6 @@ def _row_text(items) -> str:
     return f"    {{\n{shown}\n    }}" if shown else "    {}"
 
 
-def segments_json_text(segments: Sequence[Segment], style: Style, processes: bool,
-                       columns: Optional[Sequence[str]] = None) -> str:
-    return "".join(segments_json_chunks(segments, style, processes, columns))
-
-
 def inventory_json_chunks(inv: Inventory, style: Style, processes: bool, summary: Optional[dict] = None,
                           columns: Optional[Sequence[str]] = None) -> Iterator[str]:
     """`list --json` as pieces to write as they come: the segments a chunk at a time, then

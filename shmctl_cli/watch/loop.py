@@ -158,7 +158,7 @@ def run(watcher: Watcher, interval: float, sinks: Sequence[Sink], keys_fd: Optio
     for fd in (watcher.notifier.fileno(), wakeup, keys_fd):
         if fd is not None and fd >= 0:
             poller.register(fd, select.POLLIN)
-    if watch_out is not None and _is_pipe(watch_out):
+    if watch_out is not None and signals.is_pipe(watch_out):
         poller.register(watch_out, 0)  # POLLERR when the reader goes
     due = watcher.taken + interval
     while True:
@@ -184,14 +184,6 @@ def run(watcher: Watcher, interval: float, sinks: Sequence[Sink], keys_fd: Optio
                 for sink in sinks:
                     sink.update(found)
             due = watcher.taken + interval
-
-
-def _is_pipe(fd: int) -> bool:
-    try:
-        mode = os.fstat(fd).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 _CLOSED = -1  # a status no key returns: stdin is done
