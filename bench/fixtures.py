@@ -46,7 +46,7 @@ def shmctl_launcher(directory: str) -> List[str]:
     path = os.path.join(directory, "shmctl")
     with open(path, "w") as f:
         f.write(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {ROOT!r})\n"
-                "from shmctl_cli.cli import main\nsys.exit(main())\n")
+                "from shmctl_cli.cli import run\nsys.exit(run())\n")
     os.chmod(path, 0o755)
     return [path]
 

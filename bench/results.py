@@ -113,6 +113,7 @@ class Row:
     figures: List[Figure] = field(default_factory=list)
     missing: str = ""
     per_segment: bool = False  # the figures are seconds per segment (the linear fit's slope)
+    floor: str = ""  # the floor (FLOORS, or a tool of the fit) that a budget of this row cannot go below
 
     def verdict(self) -> str:
         if self.missing or not self.figures:
@@ -142,10 +143,29 @@ class Fit:
 
 
 @dataclass
+class Floor:
+    """Run `run`'s median time of a command that bounds what shmctl can reach from below."""
+    run: int
+    name: str
+    seconds: float
+
+
+INTERPRETER = "`python3 -c pass`"
+STARTUP = "`shmctl --version`"
+KERNEL_TEXT = "cat /proc/sysvipc/shm"  # a tool of the fit: the kernel's own text, that every lister reads
+FLOORS = {  # name: what it is
+    INTERPRETER: "the interpreter starting and stopping, with this machine's site-packages (.pth files)",
+    "`python3 -S -c pass`": "the interpreter alone, without site",
+    STARTUP: "shmctl's start-up: the interpreter, click and shmctl's own imports",
+}
+
+
+@dataclass
 class Results:
     meta: Dict[str, str]
     rows: List[Row]
     fits: List[Fit] = field(default_factory=list)
+    floors: List[Floor] = field(default_factory=list)
 
 
 # -- text -----------------------------------------------------------------------------------------
@@ -229,7 +249,48 @@ def write(results: Results) -> str:
         lines = [[str(f.run), f.tool, *(format_time(f.times[n]) for n in sizes), format_time(f.fixed),
                   format_time(f.slope)] for f in results.fits]
         out += _table((*FIT_HEADER[:2], *map(str, sizes), *FIT_HEADER[2:]), lines)
+    if results.floors:
+        out += ["", "## Floors", "", "What no program can skip: measured in the same runs, as medians. A goal "
+                "whose whole budget (its ratio times the other tool's time) is below a floor is out of reach "
+                "for any program that pays that floor.", ""]
+        out += _table(FLOOR_HEADER, [[str(f.run), f.name, FLOORS.get(f.name, ""), format_time(f.seconds)]
+                                     for f in results.floors])
+        out += ["", "## Budgets of the goals not met", ""]
+        out += _table(BUDGET_HEADER, budgets(results))
     return "\n".join(out) + "\n"
+
+
+FLOOR_HEADER = ("run", "floor", "what it is", "median")
+BUDGET_HEADER = ("not met", "budget (goal × other's median)", "shmctl's start-up", "floor of its own",
+                 "left for the work")
+
+
+def _median_floor(results: Results, name: str) -> Optional[float]:
+    times = [f.seconds for f in results.floors if f.name == name]
+    times += [fit.slope for fit in results.fits if fit.tool == name]
+    return statistics.median(times) if times else None
+
+
+def budgets(results: Results) -> List[List[str]]:
+    """Each row not met: what the goal allows, against shmctl's start-up and the row's own floor
+    (medians over the runs); per-segment rows against the kernel's own text per segment."""
+    lines = []
+    startup = _median_floor(results, STARTUP)
+    for row in results.rows:
+        if not row.figures or row.verdict() != "not met":
+            continue
+        budget = row.goal.ratio * statistics.median(f.theirs for f in row.figures)
+        unit = "/segment" if row.per_segment else ""
+        own = _median_floor(results, row.floor) if row.floor else None
+        paid = (0 if row.per_segment else startup or 0) + (own or 0)
+        lines.append([row.measure, format_time(budget) + unit, "—" if row.per_segment else _maybe_time(startup),
+                      f"{format_time(own)}{unit} ({row.floor})" if own is not None else "—",
+                      format_time(budget - paid) + unit])
+    return lines
+
+
+def _maybe_time(seconds: Optional[float]) -> str:
+    return "—" if seconds is None else format_time(seconds)
 
 
 def _parse_figures(cells: List[str]) -> List[Figure]:
@@ -272,18 +333,26 @@ def parse(text: str) -> Results:
     meta = dict(line[2:].split(": ", 1) for line in lines if line.startswith("- ") and ": " in line)
     rows: List[Row] = []
     fits: List[Fit] = []
+    floors: List[Floor] = []
     header: List[str] = []
     for line in lines:
         if not line.startswith("|") or line.startswith("|---"):
             continue
         cells = _split(line)
-        if cells[0] in ("measure", "run"):
+        if cells[0] in ("measure", "run", BUDGET_HEADER[0]):  # a table's header (data rows start otherwise)
             header = cells
         elif header[0] == "measure":
             rows.append(_parse_row(cells))
-        else:
+        elif tuple(header) == FLOOR_HEADER:
+            floors.append(Floor(int(cells[0]), cells[1], parse_time(cells[3])))
+        elif header[0] == "run":
             fits.append(_parse_fit(cells, [int(n) for n in header[2:-2]]))
-    return Results(meta, rows, fits)
+        elif header[0] == BUDGET_HEADER[0]:  # derived, but for the floor each row names
+            floor = re.search(r"\((.+)\)$", cells[3])
+            for row in rows:
+                if row.measure == cells[0] and floor:
+                    row.floor = floor[1]
+    return Results(meta, rows, fits, floors)
 
 
 def compares_block(results: Optional[Results]) -> List[str]:

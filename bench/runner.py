@@ -126,3 +126,15 @@ def compare(a: Cmd, b: Cmd, pairs: int, setup: Optional[Callable[[], None]] = No
 def _median_ms(times: Sequence[float]) -> str:
     ordered = sorted(times)
     return f"{ordered[len(ordered) // 2] * 1000:.1f} ms"
+
+
+def median_time(cmd: Cmd, runs: int, setup: Optional[Callable[[], None]] = None) -> float:
+    """The median wall time of `runs` runs of one command, after one untimed run."""
+    times = []
+    for i in range(runs + 1):
+        if setup:
+            setup()
+        seconds, _ = run(cmd)
+        if i:
+            times.append(seconds)
+    return sorted(times)[len(times) // 2]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import fixtures
-from results import Figure, Fit, Goal, Row, marginal_costs
-from runner import Cmd, CommandFailed, Samples, compare, progress
+from results import INTERPRETER, KERNEL_TEXT, STARTUP, Figure, Fit, Floor, Goal, Row, marginal_costs
+from runner import Cmd, CommandFailed, Samples, compare, median_time, progress
 
 
 @dataclass
@@ -36,6 +37,11 @@ class Context:
     lsipc_why: str
     reader: Optional[str]
     reader_why: str
+    run: int = 0
+    floors: List[Floor] = field(default_factory=list)  # every run's, as measured
+
+    def floor(self, name: str, seconds: float) -> None:
+        self.floors.append(Floor(self.run, name, seconds))
 
     def sh(self, *args: str) -> List[str]:
         return [*self.shmctl, *args]
@@ -57,20 +63,22 @@ def rows(sizes: Sizes) -> Dict[str, Row]:
     procs = f"`list -p` with {sizes.processes} processes"
     posix = f"`list --kind posix` at {sizes.posix} objects"
     lo, hi = sizes.segments[0], sizes.segments[-1]
+    kernel = f"{KERNEL_TEXT} at {top}"
     return {
         "write-stdin": Row(f"`cat FILE | shmctl write posix:/big -` ({data})", "`cat FILE > /dev/shm/big`",
-                           Goal(1.0, rss_mib=64, throughput=True)),
+                           Goal(1.0, rss_mib=64, throughput=True), floor=PIPE_FLOOR),
         "write-file": Row(f"`shmctl write posix:/big FILE` ({data})", "`dd bs=1M conv=notrunc`",
                           Goal(1.0, throughput=True)),
         "write-sysv": Row(f"`shmctl write sysv:ID FILE` ({data})", "a C program read()ing into the shmat mapping",
                           Goal(1.1)),
         "list-json": Row(f"`list --kind sysv --json` at {top} segments", "`lsipc -m --json`",
-                         Goal(1.0, rss_mib=60)),
-        "list-sysv": Row(f"`list --kind sysv` at {top} segments", "`ipcs -m`", Goal(0.8, every_run=True)),
+                         Goal(1.0, rss_mib=60), floor=kernel),
+        "list-sysv": Row(f"`list --kind sysv` at {top} segments", "`ipcs -m`", Goal(0.8, every_run=True),
+                         floor=kernel),
         "marginal": Row(f"marginal cost per SysV segment ({lo}→{hi}, linear fit)", "`ipcs -m`", Goal(0.6),
-                        per_segment=True),
+                        per_segment=True, floor=KERNEL_TEXT),
         "procs-lsfd": Row(procs, "`lsfd`", Goal(0.35)),
-        "procs-maps": Row(procs, "`cat /proc/*/maps` (the floor)", Goal(3.0)),
+        "procs-maps": Row(procs, "`cat /proc/*/maps` (the floor)", Goal(3.0), floor=MAPS_FLOOR),
         "rm-posix": Row(f"`rm --all --kind posix` of {sizes.removed} objects", "`rm -f /dev/shm/*`", Goal(3.0)),
         "rm-sysv": Row(f"`rm --all --kind sysv` of {sizes.removed} segments", "`ipcrm --all=shm`", Goal(2.0)),
         "stat": Row(f"`stat sysv:ID` at {top} segments", "`ipcs -m -i ID`", Goal(1.5)),
@@ -87,6 +95,21 @@ Measured = Dict[str, Union[Figure, str]]  # a str: why the row has no figure
 
 def _figure(samples: Samples, rss: bool = True) -> Figure:
     return Figure.of(samples.a, samples.b, samples.rss_a if rss else None, samples.rss_b if rss else None)
+
+
+PIPE_FLOOR = "`cat FILE | cat > /dev/shm/big`"  # a pipe whose reader costs nothing to start
+MAPS_FLOOR = "`cat /proc/*/maps`"
+
+
+def floors(ctx: Context, run: int) -> List[Floor]:
+    """The start-up floors of this run: the interpreter, with and without site, and shmctl's own."""
+    runs = 2 * ctx.sizes.pairs + 1
+    commands = {INTERPRETER: Cmd.of(sys.executable, "-c", "pass"),
+                "`python3 -S -c pass`": Cmd.of(sys.executable, "-S", "-c", "pass"),
+                STARTUP: Cmd.of(*ctx.sh("--version"))}
+    found = [Floor(run, name, median_time(cmd, runs)) for name, cmd in commands.items()]
+    progress("floors: " + ", ".join(f"{f.name} {f.seconds * 1000:.1f} ms" for f in found))
+    return found
 
 
 def suite_rm(ctx: Context, out: Measured, fits: List[Fit]) -> None:
@@ -114,20 +137,23 @@ def _middle_shmid() -> str:
 def suite_sysv(ctx: Context, out: Measured, fits: List[Fit], run: int) -> None:
     fixtures.sysv_raise_shmmni()
     tools = {"shmctl list --kind sysv": [], "ipcs -m": [], "shmctl list --kind sysv --json": [],
-             "lsipc -m --json": []}
+             "lsipc -m --json": [], KERNEL_TEXT: []}
+    kernel = Cmd.of("cat", "/proc/sysvipc/shm")
     for n in ctx.sizes.segments:
         fixtures.sysv_fill(n)
         text = ctx.compare(Cmd.of(*ctx.sh("list", "--kind", "sysv")), Cmd.of("ipcs", "-m"), f"list {n} SysV")
         json = ctx.compare(Cmd.of(*ctx.sh("list", "--kind", "sysv", "--json")), Cmd.of("lsipc", "-m", "--json"),
                            f"list --json {n} SysV")
-        for name, times in zip(tools, (text.a, text.b, json.a, json.b)):
+        text_alone = [median_time(kernel, 2 * ctx.sizes.pairs + 1)]
+        for name, times in zip(tools, (text.a, text.b, json.a, json.b, text_alone)):
             tools[name].append(times)
     out["list-sysv"] = _figure(text)
     out["list-json"] = _figure(json)
     sizes = ctx.sizes.segments
+    ctx.floor(f"{KERNEL_TEXT} at {sizes[-1]}", text_alone[0])
     for name, runs in tools.items():
         fits.append(Fit.of(run, name, {n: statistics.median(t) for n, t in zip(sizes, runs)}))
-    ours, theirs = fits[-4], fits[-3]
+    ours, theirs = fits[-5], fits[-4]
     per_run = [a / b for a, b in zip(marginal_costs(sizes, tools["shmctl list --kind sysv"]),
                                       marginal_costs(sizes, tools["ipcs -m"]))]
     if theirs.slope <= 0:  # ipcs's cost did not grow with the count: noise swamps it (tiny sizes)
@@ -157,6 +183,7 @@ def suite_processes(ctx: Context, out: Measured, fits: List[Fit]) -> None:
         what = f"list -p, {ctx.sizes.processes} processes"
         out["procs-lsfd"] = _figure(ctx.compare(ours, Cmd.of("lsfd"), what))
         out["procs-maps"] = _figure(ctx.compare(ours, Cmd.shell("cat /proc/*/maps", ok=(0, 1)), what))
+        ctx.floor(MAPS_FLOOR, out["procs-maps"].theirs)
     finally:
         fixtures.stop_holders(holders)
     fixtures.posix_clear()
@@ -171,6 +198,7 @@ def suite_data(ctx: Context, out: Measured, fits: List[Fit]) -> None:
     what = f"{human(size)}"
     out["write-stdin"] = _figure(ctx.compare(Cmd([["cat", source], ctx.sh("write", "posix:/big", "-")]),
                                              Cmd.of("cat", source, stdout=big), f"write - {what}"))
+    ctx.floor(PIPE_FLOOR, median_time(Cmd([["cat", source], ["cat"]], stdout=big), 2 * ctx.sizes.pairs + 1))
     out["write-file"] = _figure(ctx.compare(Cmd.of(*ctx.sh("write", "posix:/big", source)),
                                             Cmd.of("dd", f"if={source}", f"of={big}", "bs=1M", "conv=notrunc",
                                                    "status=none"), f"write FILE {what}"))
@@ -204,6 +232,8 @@ def measure(ctx: Context, only: List[str], run: int) -> Tuple[Measured, Dict[str
     out: Measured = {}
     missing: Dict[str, str] = {}
     fits: List[Fit] = []
+    ctx.run = run
+    ctx.floors += floors(ctx, run)
     for name in only:
         progress(f"run {run}: {name}")
         try:

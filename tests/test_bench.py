@@ -97,21 +97,41 @@ def sample() -> R.Results:
               [R.Figure(2.5e-6, 5e-6, 0.5, -0.2, 0.55)], per_segment=True),
         R.Row("`list --kind posix` at 16000 objects", "`lsipc -M` (util-linux 2.41)", R.Goal(1.0),
               missing="skipped: /tmp/lsipc-2.41/lsipc is missing"),
+        R.Row("`rm --all --kind sysv` of 4000 segments", "`ipcrm --all=shm`", R.Goal(2.0),
+              [R.Figure(0.1, 0.008, 12.5, 11.0, 13.0, 20.0, 1.6)]),
     ]
-    fits = [R.Fit.of(1, "ipcs -m", {1000: 0.01, 4000: 0.04, 16000: 0.13, 32000: 0.26})]
-    return R.Results({"date": "2026-01-02 03:04 UTC", "machine": "2 CPUs", "runs": "3"}, rows, fits)
+    fits = [R.Fit.of(1, "ipcs -m", {1000: 0.01, 4000: 0.04, 16000: 0.13, 32000: 0.26}),
+            R.Fit.of(1, R.KERNEL_TEXT, {1000: 0.002, 4000: 0.008, 16000: 0.032, 32000: 0.064})]
+    rows[0].floor = "`cat FILE | cat > /dev/shm/big`"
+    floors = [R.Floor(1, R.INTERPRETER, 0.026), R.Floor(1, R.STARTUP, 0.04),
+              R.Floor(1, "`cat FILE | cat > /dev/shm/big`", 0.38)]
+    return R.Results({"date": "2026-01-02 03:04 UTC", "machine": "2 CPUs", "runs": "3"}, rows, fits, floors)
 
 
 def test_results_round_trip_through_the_file():
     text = R.write(sample())
     parsed = R.parse(text)
     assert R.write(parsed) == text
-    assert [r.verdict() for r in parsed.rows] == ["not met", "met", "met", "skipped: /tmp/lsipc-2.41/lsipc is missing"]
+    assert [r.verdict() for r in parsed.rows] == ["not met", "met", "met", "skipped: /tmp/lsipc-2.41/lsipc is missing",
+                                                   "not met"]
     assert parsed.rows[0].measure == "`cat FILE | shmctl write posix:/big -` (1 GiB)"  # the escaped | comes back
     assert "cat FILE \\| shmctl" in text
     assert parsed.rows[0].figures[0].rss_ours == 30.5 and parsed.rows[2].figures[0].rss_ours is None
     assert parsed.rows[2].per_segment and parsed.rows[2].figures[0].low == -0.2
     assert parsed.meta["runs"] == "3" and parsed.fits[0].times[16000] == pytest.approx(0.13)
+    assert [(f.name, f.seconds) for f in parsed.floors] == [(f.name, pytest.approx(f.seconds)) for f in sample().floors]
+
+
+def test_budgets_of_the_goals_not_met_against_the_floors():
+    """Each goal not met: its whole budget, shmctl's start-up and the row's own floor, measured in the run."""
+    lines = R.budgets(sample())
+    assert [line[0] for line in lines] == ["`cat FILE | shmctl write posix:/big -` (1 GiB)",
+                                           "`rm --all --kind sysv` of 4000 segments"]
+    pipe, rm = lines
+    assert pipe[1:] == ["400.0 ms", "40.0 ms", "380.0 ms (`cat FILE | cat > /dev/shm/big`)", "-20.0 ms"]
+    assert rm[1:] == ["16.0 ms", "40.0 ms", "—", "-24.0 ms"]  # below shmctl's start-up: out of reach
+    text = R.write(sample())
+    assert "## Floors" in text and "| 1 | `python3 -c pass` |" in text and "## Budgets of the goals not met" in text
 
 
 def test_a_verdict_edited_by_hand_is_refused():
@@ -186,5 +206,7 @@ def test_quick_run_measures_every_row_in_its_own_namespace(tmp_path):
             assert row.figures[0].ours > 0 and row.figures[0].theirs > 0
             assert row.figures[0].rss_ours and row.figures[0].rss_ours < 200
     assert {fit.tool for fit in parsed.fits} == {"shmctl list --kind sysv", "ipcs -m", "lsipc -m --json",
-                                                 "shmctl list --kind sysv --json"}
+                                                 "shmctl list --kind sysv --json", R.KERNEL_TEXT}
+    assert {f.name for f in parsed.floors} >= {R.INTERPRETER, R.STARTUP, "`cat /proc/*/maps`",
+                                               "`cat FILE | cat > /dev/shm/big`"}
     assert state() == before  # nothing made or removed outside its namespaces

@@ -32,7 +32,7 @@ def test_console_script_entry_point():
     found = [e for e in scripts if e.name == "shmctl"]
     if not found:
         pytest.skip("shmctl is not installed in this environment (only importable)")
-    assert found[0].value == "shmctl_cli.cli:main"
+    assert found[0].value == "shmctl_cli.cli:run"
 
 
 def test_other_platforms_get_one_clear_line(monkeypatch, capsys):

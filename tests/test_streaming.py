@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ENV, SHMCTL, run
+from conftest import ENV, SECOND_UID, SHMCTL, run, run_as
 
 MiB = 1 << 20
 BIG = 256 * MiB
@@ -22,19 +22,21 @@ RSS_LIMIT = 64 * MiB
 # the wrapper: runs argv with stdin/stdout as given; writes its exit code and peak RSS (bytes) to fd argv[1]
 MEASURE = ("import os, resource, subprocess, sys\n"
            "code = subprocess.call(sys.argv[2:])\n"
-           "os.write(int(sys.argv[1]), f'{code} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}'.encode())\n")
+           "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+           "os.write(int(sys.argv[1]), f'{code} {usage.ru_maxrss * 1024} {usage.ru_minflt}'.encode())\n")
 
 
-def measured(argv, stdin=None, stdout=subprocess.DEVNULL):
-    """(exit code, peak RSS in bytes, stderr) of shmctl ARGV run as the only child of a fresh wrapper."""
+def measured(argv, stdin=None, stdout=subprocess.DEVNULL, faults=False):
+    """(exit code, peak RSS in bytes, stderr) of shmctl ARGV run as the only child of a fresh
+    wrapper; with faults, (exit code, minor page faults, stderr)."""
     report_r, report_w = os.pipe()
     proc = subprocess.Popen([sys.executable, "-c", MEASURE, str(report_w), *SHMCTL, *map(str, argv)], stdin=stdin,
                             stdout=stdout, stderr=subprocess.PIPE, env=ENV, pass_fds=(report_w,))
     os.close(report_w)
     err = proc.communicate(timeout=120)[1].decode()
     with os.fdopen(report_r, "rb") as report:
-        code, rss = map(int, report.read().split())
-    return code, rss, err
+        code, rss, minflt = map(int, report.read().split())
+    return code, minflt if faults else rss, err
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +223,41 @@ def test_sysv_write_from_a_file_exact_bytes(tmp_path, cleanup_shm):
     assert run("write", address, "-", input=piped).code == 0
     assert run("read", address, "--length", str(len(piped)), binary=True).out == piped
     assert run("write", address, "-", input=os.urandom(4 * MiB)).code == 5
+
+
+def test_sysv_write_as_root_goes_through_the_segment_file(big_source, big_sysv):
+    """Root writes a SysV segment through its shmem file (our own attachment's map_files entry),
+    not by storing into the mapping: the writer never faults the segment's 65536 pages in."""
+    path, digest = big_source
+    code, minflt, err = measured(["write", big_sysv, path], faults=True)
+    assert code == 0, err
+    assert minflt < (BIG >> 12) // 4, f"{minflt} page faults: the segment was written through its mapping"
+    cat = feeder(path)  # a pipe takes the same route: splice into the file
+    code, minflt, err = measured(["write", big_sysv, "-"], stdin=cat.stdout, faults=True)
+    cat.stdout.close()
+    assert cat.wait() == 0 and code == 0, err
+    assert minflt < (BIG >> 12) // 4, f"{minflt} page faults: the pipe went through the mapping"
+    assert sha_of(big_sysv) == digest
+
+
+def test_sysv_write_as_another_user_goes_through_the_mapping(unique, cleanup_shm):
+    """Without CAP_SYS_ADMIN map_files cannot be opened: the same bytes go in through the mapping."""
+    r = run_as(SECOND_UID, "create", "sysv", "--size", "3M")
+    assert r.code == 0, r
+    address = r.out.strip()
+    cleanup_shm[1].append(int(address.split(":")[1]))
+    cleanup_shm[0].append(unique.name)  # the source: a file the other user can reach
+    source = f"/dev/shm/{unique.name}"
+    payload = os.urandom(3 * MiB - 4095)
+    with open(source, "xb") as f:
+        f.write(payload)
+    os.chmod(source, 0o644)
+    r = run_as(SECOND_UID, "write", address, source, "--offset", "5")
+    assert r.code == 0, r
+    assert run("read", address, binary=True).out == b"\0" * 5 + payload + b"\0" * 4090
+    piped = os.urandom(2 * MiB + 3)
+    assert run_as(SECOND_UID, "write", address, "-", input=piped).code == 0
+    assert run("read", address, "--length", str(len(piped)), binary=True).out == piped
 
 
 def test_string_stops_at_the_first_nul_without_reading_further(segment_16m):

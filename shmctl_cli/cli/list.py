@@ -8,7 +8,7 @@ import click
 
 from .. import KINDS
 from ..errors import Exit
-from .output import (choose_columns, is_terminal, make_style, may_miss_holders, note, note_hidden, output_options,
+from .output import (choose_columns, data, is_terminal, make_style, may_miss_holders, note, note_hidden, output_options,
                      print_rich)
 from .params import SIZE, complete_columns, complete_users
 
@@ -218,17 +218,17 @@ def render_inventory(inv, chosen, names, style, out, summary, processes, json_co
     totals = render.summarize(inv, chosen) if summary else None
     if out.as_json:
         for text in render.inventory_json_chunks(inv, style, processes, totals, json_columns):
-            click.echo(text, nl=False)  # written as rendered: no whole document in memory
+            data(text)  # written as rendered: no whole document in memory
     elif summary:
-        click.echo(render.summary_text(totals, style), nl=False)
+        data(render.summary_text(totals, style))
     elif out.export or out.newline:
         from ..render.export import export_text
-        click.echo(export_text(inv.segments, names, style, shell=out.shell, newline=out.newline), nl=False)
+        data(export_text(inv.segments, names, style, shell=out.shell, newline=out.newline))
     elif is_terminal() and not out.raw:
         print_rich(render.rich_table(inv.segments, names, style, headings=not out.noheadings))
     else:
         for text in render.plain_table_chunks(inv.segments, names, style, headings=not out.noheadings, raw=out.raw):
-            click.echo(text, nl=False)
+            data(text)
 
 
 def hidden_matters(segments, names: Sequence[str]) -> bool:

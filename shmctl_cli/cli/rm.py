@@ -10,6 +10,7 @@ import click
 from .. import KINDS
 from ..errors import UsageError
 from ..units import plural
+from .output import line
 from .params import ADDRESS, DURATION, SHMID, SIZE, FileParam, complete_users
 
 
@@ -45,8 +46,8 @@ def _confirm(segments, yes: bool, filtered: bool) -> bool:
         chosen = f"{plural(len(segments), 'segment')} chosen" + (" by --all/--orphans" if filtered else "")
         raise UsageError("rm", f"{chosen} and no terminal to ask", "add --yes")
     click.echo(f"about to remove {plural(len(segments), 'segment')}:", err=True)
-    for line in prompt_lines(segments):
-        click.echo(line, err=True)
+    for text in prompt_lines(segments):
+        click.echo(text, err=True)
     try:
         agreed = click.confirm("remove them?" if len(segments) > 1 else "remove it?", err=True)
     except click.exceptions.Abort:  # end of input, or ^C at the question: no
@@ -362,9 +363,9 @@ def _remove_all(segments, view, force, dry_run, quiet, verbose, failures, skippe
         if message and not dry_run:
             note(message)
         if dry_run and printing:
-            click.echo(f"would remove {printable(seg.address)}")
+            line(f"would remove {printable(seg.address)}")
         elif not dry_run and not quiet:
-            click.echo(printable(seg.address))
+            line(printable(seg.address))
         if verbose and not dry_run:
             note(_verbose(seg))
     return removed

@@ -6,7 +6,8 @@ picks the path; `read`, `write` and `create --from` never hold a whole segment, 
   filesystems (Linux 5.19 and later: EXDEV) sendfile, which splices the source's page-cache
   pages into the target with one copy; read/write where neither goes (hugetlbfs has no write).
 - pipe -> file: splice, one copy from the pipe's pages, nothing in user space.
-- file or pipe -> memory (a SysV segment, attached): read() straight into the mapping.
+- file or pipe -> a SysV segment: as root, the above into the segment's own shmem file (reached
+  through our attachment's /proc/self/map_files entry); otherwise read() straight into the mapping.
 
 Every loop goes CHUNK bytes at a time, reports progress per chunk and waits for a pipe in
 signals.wait_readable, so that SIGINT/SIGTERM always get through.

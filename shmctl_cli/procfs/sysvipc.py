@@ -41,6 +41,8 @@ def _integers(raw: list, base: int, unsigned32: bool, unique: bool = False) -> l
     times of a bulk creation): each distinct token is converted once and looked up."""
     if len(raw) > 64 and not unique:
         distinct = set(raw)
+        if len(distinct) == 1:  # a bulk of segments made alike: one value, repeated
+            return [_int(raw[0], base, unsigned32)] * len(raw)
         if len(distinct) * 4 <= len(raw):
             ints = {t: _int(t, base, unsigned32) for t in distinct}
             return list(map(ints.__getitem__, raw))

@@ -2,6 +2,7 @@
 ISO 8601 times, sizes in bytes, every text from the system in its printable form."""
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Iterator, List, Optional, Sequence
 
 from ..address import needs_escape, printable
@@ -109,6 +110,21 @@ class _FieldWriter:
             return self._cached(values, distinct)
         return self._direct(values, distinct)
 
+    def repeats(self, segments: Sequence[Segment]) -> bool:
+        """Whether the field takes few distinct values here: it can join a _Run."""
+        if self.status or self.optional:
+            return False
+        try:
+            distinct = len(set(map(self.field.value, segments)))
+        except TypeError:  # lists
+            return False
+        return distinct * 4 <= len(segments) or distinct <= 2
+
+    def encode(self, value) -> str:
+        """One value's `"key": value` item, as items() makes it."""
+        convert = self.field.json
+        return self._item(value if convert is None else convert(value, self.style))
+
     def _values(self, segments: Sequence[Segment]) -> list:
         field = self.field
         values = list(map(field.value, segments))
@@ -160,6 +176,65 @@ class _FieldWriter:
         return list(map(cache.__getitem__, cells))
 
 
+class _Run:
+    """Consecutive fields of few distinct values, written as one piece of each row: one
+    C-level attrgetter call a segment gives the run's values, and each distinct combination
+    is encoded once (a bulk of segments shares most fields: 32000 rows then cost a few
+    lookups each, not one per field)."""
+
+    def __init__(self, writers: List[_FieldWriter]):
+        self.writers = writers
+        names: List[str] = []
+        self.parts = []  # per writer: its value's place in the run's tuple (an index, or a slice)
+        for w in writers:
+            attr = w.field.attr
+            if isinstance(attr, str):
+                self.parts.append(len(names))
+                names.append(attr)
+            else:
+                self.parts.append(slice(len(names), len(names) + len(attr)))
+                names.extend(attr)
+        self.get = attrgetter(*names) if len(names) > 1 else lambda s, one=attrgetter(names[0]): (one(s),)
+        self.cache = _Encoded(self._encode)
+
+    def _encode(self, key: tuple) -> str:
+        return "".join(w.encode(key[part]) for w, part in zip(self.writers, self.parts))
+
+    def items(self, segments: Sequence[Segment]) -> List[str]:
+        if len(self.cache) > _CACHE_MAX:
+            self.cache.clear()
+        return list(map(self.cache.__getitem__, map(self.get, segments)))
+
+
+class _Encoded(dict):
+    """key -> text, each encoded on its first lookup (one hash a lookup, in C)."""
+
+    def __init__(self, encode):
+        super().__init__()
+        self.encode = encode
+
+    def __missing__(self, key) -> str:
+        text = self[key] = self.encode(key)
+        return text
+
+
+def _runs(writers: List[_FieldWriter], sample: Sequence[Segment]) -> list:
+    """The writers with each stretch of repeating fields (judged on a sample) merged into one
+    _Run; the order, and so the text, stays the same."""
+    grouped: list = []
+    stretch: List[_FieldWriter] = []
+    for w in writers + [None]:
+        if w is not None and w.repeats(sample):
+            stretch.append(w)
+            continue
+        if stretch:
+            grouped.append(_Run(stretch) if len(stretch) > 1 else stretch[0])
+            stretch = []
+        if w is not None:
+            grouped.append(w)
+    return grouped
+
+
 def _json_items(field: Field, segments: Sequence[Segment], style: Style) -> List[str]:
     """One field's `"key": value` lines for `segments` (see _FieldWriter)."""
     return _FieldWriter(field, style).items(segments)
@@ -180,8 +255,8 @@ def segments_json_chunks(segments: Sequence[Segment], style: Style, processes: b
         rows = lambda items: [_row_text(row) for row in items]  # noqa: E731
     else:  # every row has every key: the glue is in the items, a row is one "".join
         last = len(fields) - 1
-        writers = [_FieldWriter(f, style, "    {\n" if i == 0 else "", "\n    }" if i == last else ",\n")
-                   for i, f in enumerate(fields)]
+        writers = _runs([_FieldWriter(f, style, "    {\n" if i == 0 else "", "\n    }" if i == last else ",\n")
+                         for i, f in enumerate(fields)], segments[:CHUNK])
         rows = lambda items: map("".join, items)  # noqa: E731
     yield "[\n"
     for start in range(0, len(segments), CHUNK):
