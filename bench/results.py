@@ -153,11 +153,17 @@ class Floor:
 INTERPRETER = "`python3 -c pass`"
 STARTUP = "`shmctl --version`"
 KERNEL_TEXT = "cat /proc/sysvipc/shm"  # a tool of the fit: the kernel's own text, that every lister reads
-FLOORS = {  # name: what it is
+FLOORS = {  # name (or its start): what it is
     INTERPRETER: "the interpreter starting and stopping, with this machine's site-packages (.pth files)",
     "`python3 -S -c pass`": "the interpreter alone, without site",
     STARTUP: "shmctl's start-up: the interpreter, click and shmctl's own imports",
+    KERNEL_TEXT: "the kernel writing the table's text, which ipcs, lsipc and shmctl all read",
+    "`cat /proc/*/maps`": "the kernel writing every process's maps, which lsfd and shmctl -p read",
 }
+
+
+def floor_meaning(name: str) -> str:
+    return next((what for start, what in FLOORS.items() if name.startswith(start)), "")
 
 
 @dataclass
@@ -253,7 +259,7 @@ def write(results: Results) -> str:
         out += ["", "## Floors", "", "What no program can skip: measured in the same runs, as medians. A goal "
                 "whose whole budget (its ratio times the other tool's time) is below a floor is out of reach "
                 "for any program that pays that floor.", ""]
-        out += _table(FLOOR_HEADER, [[str(f.run), f.name, FLOORS.get(f.name, ""), format_time(f.seconds)]
+        out += _table(FLOOR_HEADER, [[str(f.run), f.name, floor_meaning(f.name), format_time(f.seconds)]
                                      for f in results.floors])
         out += ["", "## Budgets of the goals not met", ""]
         out += _table(BUDGET_HEADER, budgets(results))
