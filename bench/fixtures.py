@@ -170,14 +170,23 @@ int main(int argc, char **argv) {
 
 def build_reader(directory: str) -> Tuple[Optional[str], str]:
     """The C reader (argv: SHMID FILE), compiled with cc: (path, "") or (None, why not)."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        return None, "no C compiler (cc) to build the reader"
-    source, binary = os.path.join(BENCH, "sysv_read.c"), os.path.join(directory, "sysv_read")
+    source = os.path.join(BENCH, "sysv_read.c")
     if not os.path.exists(source):  # bench_io.py's reader (1 MiB reads), shared; else the one above
         source = os.path.join(directory, "readinto.c")
         with open(source, "w") as f:
             f.write(READER_C)
+    return compile_c(source, os.path.join(directory, "sysv_read"))
+
+
+def build_splicer(directory: str) -> Tuple[Optional[str], str]:
+    """The C pipe reader (argv: FILE; stdin a pipe) with `write -`'s data path: (path, "") or (None, why not)."""
+    return compile_c(os.path.join(BENCH, "pipe_splice.c"), os.path.join(directory, "pipe_splice"))
+
+
+def compile_c(source: str, binary: str) -> Tuple[Optional[str], str]:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if not compiler:
+        return None, f"no C compiler (cc) to build {os.path.basename(source)}"
     done = subprocess.run([compiler, "-O2", "-o", binary, source], capture_output=True, text=True)
     return (binary, "") if done.returncode == 0 else (None, f"cc failed: {done.stderr.strip()[-200:]}")
 

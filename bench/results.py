@@ -159,6 +159,8 @@ FLOORS = {  # name (or its start): what it is
     STARTUP: "shmctl's start-up: the interpreter, click and shmctl's own imports",
     KERNEL_TEXT: "the kernel writing the table's text, which ipcs, lsipc and shmctl all read",
     "`cat /proc/*/maps`": "the kernel writing every process's maps, which lsfd and shmctl -p read",
+    "`cat FILE | pipe_splice": "a C reader of cat's pipe with `write -`'s data path (splice, 1 MiB pipe), "
+                               "without start-up (bench/pipe_splice.c)",
 }
 
 

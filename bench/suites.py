@@ -37,6 +37,7 @@ class Context:
     lsipc_why: str
     reader: Optional[str]
     reader_why: str
+    splicer: Optional[str] = None  # fixtures.build_splicer's pipe reader
     run: int = 0
     floors: List[Floor] = field(default_factory=list)  # every run's, as measured
 
@@ -66,7 +67,7 @@ def rows(sizes: Sizes) -> Dict[str, Row]:
     kernel = f"{KERNEL_TEXT} at {top}"
     return {
         "write-stdin": Row(f"`cat FILE | shmctl write posix:/big -` ({data})", "`cat FILE > /dev/shm/big`",
-                           Goal(1.0, rss_mib=64, throughput=True)),
+                           Goal(1.0, rss_mib=64, throughput=True), floor=PIPE_FLOOR),
         "write-file": Row(f"`shmctl write posix:/big FILE` ({data})", "`dd bs=1M conv=notrunc`",
                           Goal(1.0, throughput=True)),
         "write-sysv": Row(f"`shmctl write sysv:ID FILE` ({data})", "a C program read()ing into the shmat mapping",
@@ -98,6 +99,7 @@ def _figure(samples: Samples, rss: bool = True) -> Figure:
 
 
 MAPS_FLOOR = "`cat /proc/*/maps`"
+PIPE_FLOOR = "`cat FILE | pipe_splice /dev/shm/big`"
 
 
 def floors(ctx: Context, run: int) -> List[Floor]:
@@ -197,6 +199,8 @@ def suite_data(ctx: Context, out: Measured, fits: List[Fit]) -> None:
     what = f"{human(size)}"
     out["write-stdin"] = _figure(ctx.compare(Cmd([["cat", source], ctx.sh("write", "posix:/big", "-")]),
                                              Cmd.of("cat", source, stdout=big), f"write - {what}"))
+    if ctx.splicer:
+        ctx.floor(PIPE_FLOOR, median_time(Cmd([["cat", source], [ctx.splicer, big]]), 2 * ctx.sizes.pairs + 1))
     out["write-file"] = _figure(ctx.compare(Cmd.of(*ctx.sh("write", "posix:/big", source)),
                                             Cmd.of("dd", f"if={source}", f"of={big}", "bs=1M", "conv=notrunc",
                                                    "status=none"), f"write FILE {what}"))
