@@ -305,6 +305,29 @@ def test_diff_unlinked_but_held_is_removed_once():
     assert [e["event"] for e in events_between([gone_name], [])] == ["detached"]
 
 
+def test_diff_an_unnamed_file_linked_under_its_name_is_created():
+    """`shmctl create` makes the file unnamed (O_TMPFILE), sizes it, then links it: a look in
+    between sees an unnamed object held by the creator; the name appears as created, whole."""
+    building = seg(id=4, size=0, address="posix:@4", deleted=True)
+    named = seg(id=4, size=3 << 20, address="posix:/n4")
+    got = events_between([building], [named])
+    assert [(e["event"], e["address"], e["size"]) for e in got] == [("created", "posix:/n4", 3 << 20)]
+
+
+def test_create_seen_midway_still_shows_the_name_created(watch, unique, cleanup_shm):
+    """Whatever moment the look falls on, the object's name comes as one `created` event of its
+    full size (under load a look often lands while create still holds it unnamed)."""
+    cleanup_shm[0].append(unique.name)
+    w = watch("-k", "posix")
+    address = f"posix:/{unique.name}"
+    assert run("create", address, "--size", "3M").code == 0
+    created = w.expect("created", address)
+    assert created["size"] == 3 << 20 and created["name"] == f"/{unique.name}"
+    assert run("rm", address).code == 0
+    w.expect("removed", address)
+    assert w.stop(signal.SIGINT) == 130
+
+
 def test_parsers_of_notification_buffers():
     import struct
     name = b"obj\x00\x00\x00"

@@ -94,8 +94,9 @@ def test_new_segment_is_green_s_sorts_and_q_quits(screen, unique, cleanup_shm):
     assert ALT_ON in s.seen
     names.append(unique.name)
     assert run("create", f"posix:/{unique.name}", "--size", "3M").code == 0
-    # the row of the new object, in green (SGR 32) on a later frame
-    s.wait_for(rb"\x1b\[32m[^\n]*posix:/" + unique.name.encode(), since=ready)
+    # the row of the new object, in green (SGR 32; bold too when the look also saw its creator
+    # let go of it) on a later frame
+    s.wait_for(rb"\x1b\[(?:1;)?32m[^\n]*posix:/" + unique.name.encode(), since=ready)
     mark = len(s.seen)
     s.type(b"s")
     s.wait_for(rb"sort:RSS", since=mark)

@@ -99,7 +99,11 @@ def changed(old: Segment, new: Segment, ctx: Context) -> List[dict]:
     events = []
     if new.kind == "posix" and new.deleted and not old.deleted:  # unlinked, still held
         events.append(event("removed", old, ctx, new.pids, ctx.actor("removed", old)))
-    if new.size != old.size:
+    if new.kind == "posix" and old.deleted and not new.deleted:
+        # linked: a file made unnamed (O_TMPFILE, as `shmctl create` makes them) got its name,
+        # whole; its size as it was being made is no change of the named object's
+        events.append(_created(new, ctx))
+    elif new.size != old.size:
         events.append(event("resized", new, ctx, new.pids, ctx.actor("resized", new), old_size=old.size))
     events += (_sysv_attachments if new.kind == "sysv" else _scanned_attachments)(old, new, ctx)
     if new.dest and not old.dest:
