@@ -5,7 +5,7 @@ import sys
 import click
 import pytest
 
-from conftest import run, run_in_process
+from conftest import needs_isolation, run, run_in_process
 from shmctl_cli import __version__
 from shmctl_cli.cli import all_commands, cli, main
 
@@ -93,3 +93,19 @@ def test_a_bug_is_one_line_not_a_traceback(monkeypatch, capsys):
     monkeypatch.setenv("SHMCTL_DEBUG", "1")
     with pytest.raises(ValueError):
         main(["crash"])
+
+
+@needs_isolation
+def test_non_ascii_names_on_an_ascii_stdout(unique, cleanup_shm):
+    """Data on stdout goes through click's text stream: an ASCII stdout (PYTHONIOENCODING=ascii,
+    an old C locale) still gets a name with é, as UTF-8, from list and from rm's record."""
+    name = unique.name + "é"
+    cleanup_shm[0].extend([name, unique.name])
+    assert run("create", f"posix:/{name}", "--size", "4096").code == 0
+    assert run("create", f"posix:/{unique.name}", "--size", "4096").code == 0
+    ascii_env = {"PYTHONIOENCODING": "ascii"}
+    listed = run("list", "--kind", "posix", env=ascii_env, binary=True)
+    assert listed.code == 0 and f"posix:/{name}".encode() in listed.out
+    removed = run("rm", "--yes", f"posix:/{name}", f"posix:/{unique.name}", env=ascii_env, binary=True)
+    assert removed.code == 0, removed.err
+    assert removed.out == f"posix:/{name}\nposix:/{unique.name}\n".encode()

@@ -258,7 +258,7 @@ def test_hugetlb_with_an_empty_pool():
 
 @needs_root
 @pytest.mark.machine_wide
-def test_hugetlb_segment_from_the_pool():
+def test_hugetlb_segment_from_the_pool(tmp_path):
     saved = hugepages()
     try:
         with open("/proc/sys/vm/nr_hugepages", "w") as f:
@@ -269,7 +269,9 @@ def test_hugetlb_segment_from_the_pool():
         try:
             # hugetlbfs has no write(): root's route through the segment's file gives way to the mapping
             payload = os.urandom(2 << 20)
-            assert run("write", address, "-", input=payload).code == 0
+            source = tmp_path / "payload"
+            source.write_bytes(payload)
+            assert run("write", address, source).code == 0
             assert run("read", address, binary=True).out == payload
             attach = subprocess.Popen([sys.executable, "-m", "shmctl_cli", "attach", address, "--for", "20"],
                                       stderr=subprocess.PIPE, text=True,

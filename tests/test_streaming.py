@@ -240,6 +240,23 @@ def test_sysv_write_as_root_goes_through_the_segment_file(big_source, big_sysv):
     assert sha_of(big_sysv) == digest
 
 
+def test_sysv_write_under_a_file_size_limit_goes_through_the_mapping(tmp_path, cleanup_shm):
+    """RLIMIT_FSIZE (ulimit -f, systemd's LimitFSIZE) holds writes to files, not stores into a
+    mapping: a SysV write under it is whole, as it always was (no EFBIG half-way)."""
+    r = run("create", "sysv", "--size", "3M")
+    address = r.out.strip()
+    cleanup_shm[1].append(int(address.split(":")[1]))
+    source = tmp_path / "src"
+    payload = os.urandom(3 * MiB)
+    source.write_bytes(payload)
+    limited = ("prlimit", f"--fsize={MiB}")
+    assert run("write", address, source, prefix=limited).code == 0
+    assert run("read", address, binary=True).out == payload
+    piped = os.urandom(3 * MiB)
+    assert run("write", address, "-", input=piped, prefix=limited).code == 0
+    assert run("read", address, binary=True).out == piped
+
+
 def test_sysv_write_as_another_user_goes_through_the_mapping(unique, cleanup_shm):
     """Without CAP_SYS_ADMIN map_files cannot be opened: the same bytes go in through the mapping."""
     r = run_as(SECOND_UID, "create", "sysv", "--size", "3M")

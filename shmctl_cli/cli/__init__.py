@@ -125,6 +125,8 @@ def _fail(message: str, code: int) -> int:
     # one line, whatever names or paths the message holds: they are escaped here, once;
     # a stderr that cannot take it (closed, full, a broken pipe) does not change the code
     from ..address import printable
+    with contextlib.suppress(BaseException):  # what stdout holds goes first, whatever stops it
+        sys.stdout.flush()
     with contextlib.suppress(OSError):
         sys.stderr.write(f"shmctl: {printable(message)}\n")
         sys.stderr.flush()
@@ -249,7 +251,7 @@ def run() -> None:
     `list`, more after a large one. In-process callers (the tests) call main()."""
     code = main()
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(BaseException):  # a signal during this last flush changes no status
             stream.flush()
     os._exit(code)
 

@@ -87,16 +87,29 @@ def note(message: str) -> None:
 
 
 def line(text: str) -> None:
-    """One line of data on stdout, buffered (on a pipe, thousands of addresses take a few
-    writes, not one each; a terminal still sees each line as it comes)."""
-    sys.stdout.write(text + "\n")
+    """One line of data on stdout, out at once (rm's record of what it removed must survive a
+    SIGKILL a line later)."""
+    stream = _stdout()
+    stream.write(text + "\n")
+    stream.flush()
 
 
 def data(text: str) -> None:
     """Rendered text on stdout as it is: plain and JSON output hold no colour codes (every
     text from the system is escaped), so nothing is scanned for them to strip, as
     click.echo does (8 ms for the 27 MB of 32000 segments' JSON)."""
-    sys.stdout.write(text)
+    _stdout().write(text)
+
+
+_text_stdout: list = [None, None]  # (sys.stdout, the stream click writes it through)
+
+
+def _stdout():
+    """click's text stream for stdout: sys.stdout itself, or, where its encoding is ASCII
+    (PYTHONIOENCODING=ascii, an old C locale), a UTF-8 one over it, as click.echo uses."""
+    if _text_stdout[0] is not sys.stdout:
+        _text_stdout[:] = [sys.stdout, click.get_text_stream("stdout")]
+    return _text_stdout[1]
 
 
 class Output:

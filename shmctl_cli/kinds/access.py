@@ -125,7 +125,7 @@ class Handle:
         src = source.fileno()
         at = os.lseek(src, 0, os.SEEK_CUR) if _is_regular(src) else None
         done = 0
-        target = self.fd if self.view is None else self._attached_file()
+        target = self.fd if self.view is None else self._attached_file(offset + length)
         if target is not None:
             try:
                 if at is not None:
@@ -144,13 +144,15 @@ class Handle:
             os.lseek(src, at + done, os.SEEK_SET)
         return done
 
-    def _attached_file(self) -> Optional[int]:
+    def _attached_file(self, end_of_write: int) -> Optional[int]:
         """A SysV segment's own shmem file, opened through our attachment's entry in
         /proc/self/map_files (root only: the kernel asks for CAP_SYS_ADMIN), or None. Written
         through the file, pages are filled by the kernel's write path: a copy into the mapping
         instead takes a page fault per page, and 1 GiB takes about a quarter longer. The
-        entry is our own mapping, and the file must be the segment (its inode is the shmid)."""
-        if self.shmid is None or self.base is None:
+        entry is our own mapping, and the file must be the segment (its inode is the shmid).
+        Not past the segment's end (the file would grow), nor where RLIMIT_FSIZE (ulimit -f)
+        would stop a file write that a store into the mapping is not held to."""
+        if self.shmid is None or self.base is None or end_of_write > self.size or _file_size_limited():
             return None
         end = self.base + -(-self.size // mmap.PAGESIZE) * mmap.PAGESIZE
         try:
@@ -316,6 +318,11 @@ class Handle:
         else:
             name = lock.file_lock_name(os.fstat(self.fd))
         return lock.write_lock(self.address, name, timeout)
+
+
+def _file_size_limited() -> bool:
+    import resource
+    return resource.getrlimit(resource.RLIMIT_FSIZE)[0] != resource.RLIM_INFINITY
 
 
 def _is_regular(fd: int) -> bool:
