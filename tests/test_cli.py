@@ -97,8 +97,8 @@ def test_a_bug_is_one_line_not_a_traceback(monkeypatch, capsys):
 
 @needs_isolation
 def test_non_ascii_names_on_an_ascii_stdout(unique, cleanup_shm):
-    """Data on stdout goes through click's text stream: an ASCII stdout (PYTHONIOENCODING=ascii,
-    an old C locale) still gets a name with é, as UTF-8, from list and from rm's record."""
+    """An ASCII stdout or stderr (PYTHONIOENCODING=ascii, an old C locale) is made UTF-8 at
+    start: a name with é comes from list, from rm's record and in an error line."""
     name = unique.name + "é"
     cleanup_shm[0].extend([name, unique.name])
     assert run("create", f"posix:/{name}", "--size", "4096").code == 0
@@ -109,3 +109,5 @@ def test_non_ascii_names_on_an_ascii_stdout(unique, cleanup_shm):
     removed = run("rm", "--yes", f"posix:/{name}", f"posix:/{unique.name}", env=ascii_env, binary=True)
     assert removed.code == 0, removed.err
     assert removed.out == f"posix:/{name}\nposix:/{unique.name}\n".encode()
+    missing = run("stat", f"posix:/{name}", env=ascii_env)  # stderr too
+    assert missing.code == 3 and missing.err.startswith(f"shmctl: posix:/{name}: no such object")

@@ -175,6 +175,16 @@ def _reader_gone() -> bool:
     return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
 
 
+def _utf8_if_ascii() -> None:
+    """An ASCII stdout or stderr (PYTHONIOENCODING=ascii, an old C locale) writes UTF-8, as
+    click.echo would: a name with é is printed, not an encoding error after the work is done."""
+    import codecs
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None)
+        if encoding and codecs.lookup(encoding).name == "ascii" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(encoding="utf-8")
+
+
 def _flush_stdout() -> None:
     if sys.stdout is not None:
         sys.stdout.flush()
@@ -195,6 +205,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # collector would only rescan them (10-20% of a large `list`)
     gc.disable()
     _occupy_closed_standard_fds()
+    _utf8_if_ascii()
     signals.install()  # SIGINT, SIGTERM, SIGHUP: clean up, then exit 128+N
     try:
         result = cli.main(args=argv, prog_name="shmctl", standalone_mode=False)

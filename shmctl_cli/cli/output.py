@@ -80,7 +80,7 @@ def pinned_columns(out) -> list:
 
 def note(message: str) -> None:
     """One line on stderr; the names and paths in `message` come raw and are escaped here.
-    What went to stdout before goes first (it may wait in the buffer: see `line`)."""
+    What went to stdout before goes first (it may wait in the buffer: see `data`)."""
     from ..address import printable
     sys.stdout.flush()
     click.echo(f"shmctl: {printable(message)}", err=True)
@@ -89,27 +89,16 @@ def note(message: str) -> None:
 def line(text: str) -> None:
     """One line of data on stdout, out at once (rm's record of what it removed must survive a
     SIGKILL a line later)."""
-    stream = _stdout()
-    stream.write(text + "\n")
-    stream.flush()
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
 
 
 def data(text: str) -> None:
     """Rendered text on stdout as it is: plain and JSON output hold no colour codes (every
     text from the system is escaped), so nothing is scanned for them to strip, as
-    click.echo does (8 ms for the 27 MB of 32000 segments' JSON)."""
-    _stdout().write(text)
-
-
-_text_stdout: list = [None, None]  # (sys.stdout, the stream click writes it through)
-
-
-def _stdout():
-    """click's text stream for stdout: sys.stdout itself, or, where its encoding is ASCII
-    (PYTHONIOENCODING=ascii, an old C locale), a UTF-8 one over it, as click.echo uses."""
-    if _text_stdout[0] is not sys.stdout:
-        _text_stdout[:] = [sys.stdout, click.get_text_stream("stdout")]
-    return _text_stdout[1]
+    click.echo does (8 ms for the 27 MB of 32000 segments' JSON). An ASCII stdout was made
+    UTF-8 at start (cli.main)."""
+    sys.stdout.write(text)
 
 
 class Output:
