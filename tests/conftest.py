@@ -200,16 +200,21 @@ class Holder:
 def hold():
     """hold(spec, ...) starts a holder process; it is stopped (and its objects removed)
     at the end of the test, whatever happened."""
-    holders = []
+    yield from closing_each(lambda *specs: Holder(list(specs)))
 
-    def start(*specs):
-        holder = Holder(list(specs))
-        holders.append(holder)
-        return holder
 
+def closing_each(make):
+    """A fixture's body: yields a factory (make's arguments) whose every product is closed at
+    the end of the test, whatever happened."""
+    made = []
+
+    def start(*args, **kwargs):
+        thing = make(*args, **kwargs)
+        made.append(thing)
+        return thing
     yield start
-    for holder in holders:
-        holder.close()
+    for thing in made:
+        thing.close()
 
 
 @pytest.fixture

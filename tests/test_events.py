@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import HERE, ROOT, run, shmctl_cmd, stop_child
+from conftest import HERE, ROOT, closing_each, run, shmctl_cmd, stop_child
 from shmctl_cli.model import Segment
 from shmctl_cli.watch import events as ev
 from shmctl_cli.watch.notify import parse_fanotify, parse_inotify
@@ -83,15 +83,7 @@ class Actor:
 
 @pytest.fixture
 def watch():
-    started = []
-
-    def start(*args, **kwargs):
-        w = Watch(*args, **kwargs)
-        started.append(w)
-        return w
-    yield start
-    for w in started:
-        w.close()
+    yield from closing_each(Watch)
 
 
 @pytest.fixture

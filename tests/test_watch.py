@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import HERE, run, shmctl_cmd
+from conftest import HERE, closing_each, run, shmctl_cmd
 
 ENV = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
 ENV.update(TERM="xterm", PYTHONPATH=os.path.dirname(HERE))
@@ -76,15 +76,7 @@ class Screen:
 
 @pytest.fixture
 def screen():
-    made = []
-
-    def start(*args):
-        s = Screen(*args)
-        made.append(s)
-        return s
-    yield start
-    for s in made:
-        s.close()
+    yield from closing_each(Screen)
 
 
 def test_new_segment_is_green_s_sorts_and_q_quits(screen, unique, cleanup_shm):
