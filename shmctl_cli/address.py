@@ -52,7 +52,13 @@ FORMS = (
 )
 EXPECTED = ", ".join(form for form, _ in FORMS[:-2]) + " or " + FORMS[-2][0] + " (KIND@ipc:NS: or KIND@mnt:NS: before it)"
 # `KIND@TYPE:NS:` before the identity: the object lives in that namespace
-_NAMESPACE_WORDS = {"ipc": "an IPC", "mnt": "a mount"}
+NAMESPACE_WORDS = {"ipc": "IPC", "mnt": "mount"}
+
+
+def _with_article(word: str) -> str:
+    return ("an " if word[0] in "AEIOU" else "a ") + word
+
+
 _QUALIFIED = re.compile(r"^([a-z]+)@([a-z]+):([0-9]+):")  # [0-9]: \d would take `١٢`
 
 
@@ -290,7 +296,7 @@ def _split_namespace(text: str):
         raise _bad(text, f"unknown kind '{kind}'")
     if ns_type != REGISTRY[kind]["namespace"]:
         wanted = REGISTRY[kind]["namespace"]
-        raise _bad(text, f"{kind} objects belong to {_NAMESPACE_WORDS.get(wanted, wanted)} namespace, "
+        raise _bad(text, f"{kind} objects belong to {_with_article(NAMESPACE_WORDS[wanted])} namespace, "
                          f"written {kind}@{wanted}:NS:")
     return f"{kind}:{text[match.end():]}", number
 

@@ -83,6 +83,19 @@ def test_ns_pid_looks_from_their_namespaces():
         assert json.loads(sysv.out)["size"] == 4096
 
 
+def test_completion_after_ns_pid_offers_their_addresses():
+    """`shmctl --ns PID stat <TAB>` completes what that command would find: PID's segments."""
+    with contained(sysv_size=4096, posix={"inner": 4096}) as c:
+        line = f"shmctl --ns {c['pid']} stat "
+        r = run(env={"_SHMCTL_COMPLETE": "bash_complete", "COMP_WORDS": line, "COMP_CWORD": ""})
+        offered = [item.split(",", 1)[1] for item in r.out.splitlines()]
+        assert r.code == 0 and {f"sysv:{c['shmid']}", "posix:/inner"} <= set(offered), r
+        here = run(env={"_SHMCTL_COMPLETE": "bash_complete", "COMP_WORDS": "shmctl stat ", "COMP_CWORD": ""})
+        assert "posix:/inner" not in here.out
+        bad = run(env={"_SHMCTL_COMPLETE": "bash_complete", "COMP_WORDS": "shmctl --ns 2147483647 stat ", "COMP_CWORD": ""})
+        assert (bad.code, bad.out.strip(), bad.err) == (0, "", "")  # no such process: nothing offered, nothing said
+
+
 def test_same_inode_in_two_namespaces_is_two_addresses():
     with contained(posix={"x": 4096}) as a, contained(posix={"x": 8192}) as b:
         assert a["inodes"]["x"] == b["inodes"]["x"]  # every fresh tmpfs starts its inodes alike

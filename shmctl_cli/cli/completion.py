@@ -210,8 +210,17 @@ def _items(pairs, incomplete: str = "") -> list:
     return [CompletionItem(value, help=about or None) for value, about in pairs if value.startswith(incomplete)]
 
 
-def addresses(incomplete: str) -> list:
+def addresses(incomplete: str, ns_pid=None) -> list:
+    """The addresses that start with `incomplete`, as the command would see them: from
+    --ns PID's namespaces when given (the root group's callback, which would enter them, does
+    not run in a completion). Namespaces this process may not look from offer nothing."""
     from .. import kinds
+    from ..errors import ShmctlError
+    if ns_pid is not None:
+        try:
+            kinds.look_from(ns_pid)
+        except ShmctlError:
+            return []
     return _items(kinds.complete_addresses(incomplete, kinds.View()))
 
 

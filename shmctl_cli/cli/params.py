@@ -39,9 +39,10 @@ class AddressParam(click.ParamType):
         return address
 
     def shell_complete(self, ctx, param, incomplete):
-        """The addresses of the segments that exist now (completion.py)."""
+        """The addresses of the segments that exist now (completion.py), seen from --ns PID's
+        namespaces when it was given before the word."""
         from .completion import addresses
-        return addresses(incomplete)
+        return addresses(incomplete, ctx.find_root().params.get("ns_pid"))
 
 
 class FtokParam(click.ParamType):

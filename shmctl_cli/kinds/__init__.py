@@ -6,7 +6,7 @@ import os
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Tuple
 
 from .. import REGISTRY  # noqa: F401  (kinds.REGISTRY: the one in shmctl_cli/__init__.py)
-from ..address import namespace_prefix
+from ..address import NAMESPACE_WORDS, namespace_prefix
 from ..errors import ShmctlError
 from ..model import Inventory, Namespace, Segment
 from ..system import System, View, look_from, user_name  # noqa: F401  (re-exported: kinds.View, ...)
@@ -138,12 +138,10 @@ def namespace_view(kind_name: str, namespace: Optional[int], view: View, where: 
     pid = view.host.member(ns_type, namespace)
     if pid is None:
         from ..errors import NotFound
-        raise NotFound(where, f"no process is in {_NS_WORDS[ns_type]} namespace {namespace}",
+        raise NotFound(where, f"no process is in {NAMESPACE_WORDS[ns_type]} namespace {namespace}",
                        "the namespace ended, or its processes are not visible to you")
     return view.sibling(pid)
 
-
-_NS_WORDS = {"ipc": "IPC", "mnt": "mount"}
 
 
 def view_for(address: "Address", view: View) -> View:
