@@ -21,11 +21,13 @@ class Sizes:
     posix: int = 16000
     processes: int = 400
     data: int = 1 << 30
+    completed: int = 4000
     pairs: int = 5
     warmup: int = 1
 
 
-QUICK = Sizes(segments=(50, 100, 200, 400), removed=100, posix=200, processes=10, data=8 << 20, pairs=2, warmup=1)
+QUICK = Sizes(segments=(50, 100, 200, 400), removed=100, posix=200, processes=10, data=8 << 20, completed=100,
+              pairs=2, warmup=1)
 
 
 @dataclass
@@ -88,6 +90,7 @@ def rows(sizes: Sizes) -> Dict[str, Row]:
         "read-null": Row(f"`read` {data} to /dev/null", "`cat`", Goal(1.0, keep=True)),
         "read-pipe": Row(f"`read` {data} to a pipe", "`cat`", Goal(1.0, keep=True)),
         "read-file": Row(f"`read` {data} to a tmpfs file", "`cat`", Goal(1.0, keep=True)),
+        "completion": Row(f"`stat <Tab>` (bash completion) at {sizes.completed} POSIX objects", STARTUP, Goal(1.5)),
     }
 
 
@@ -222,11 +225,23 @@ def suite_data(ctx: Context, out: Measured, fits: List[Fit]) -> None:
     os.unlink(source)
 
 
+def suite_completion(ctx: Context, out: Measured, fits: List[Fit]) -> None:
+    """Live completion as the bash script asks for it (the line, COMP_CWORD empty): every
+    object's address, read, escaped and quoted, against shmctl starting and stopping."""
+    fixtures.posix_fill(ctx.sizes.completed)
+    asked = ["_SHMCTL_COMPLETE=bash_complete", "COMP_WORDS=shmctl stat ", "COMP_CWORD=",
+             "COMP_WORDBREAKS= \t\n\"'><=;|&(:"]
+    ours, startup = Cmd.of("env", *asked, *ctx.shmctl), Cmd.of("env", *ctx.sh("--version"))
+    out["completion"] = _figure(ctx.compare(ours, startup, f"completion of {ctx.sizes.completed} POSIX objects"))
+    fixtures.posix_clear()
+
+
 SUITES = {"rm": suite_rm, "sysv": suite_sysv, "posix": suite_posix, "processes": suite_processes,
-          "data": suite_data}
+          "data": suite_data, "completion": suite_completion}
 KEYS = {"rm": ("rm-posix", "rm-sysv"), "sysv": ("list-sysv", "list-json", "marginal", "stat"),
         "posix": ("posix-lsipc", "posix-ls"), "processes": ("procs-lsfd", "procs-maps"),
-        "data": ("write-stdin", "write-file", "read-null", "read-pipe", "read-file", "write-sysv")}
+        "data": ("write-stdin", "write-file", "read-null", "read-pipe", "read-file", "write-sysv"),
+        "completion": ("completion",)}
 
 
 def measure(ctx: Context, only: List[str], run: int) -> Tuple[Measured, Dict[str, str], List[Fit]]:

@@ -39,7 +39,7 @@ NS_INODE_MAX = (1 << 32) - 1  # nsfs inodes are unsigned int
 # of a usage error.
 FORMS = (
     ("sysv:SHMID", "SysV segment by shmid"),
-    ("sysv:key=KEY", "SysV segment by key (any base: 0x5eed0001, 1592590337)"),
+    ("sysv:key=KEY", "SysV segment by key (decimal, 0x hex or 0o octal: 0x5eed0001, 1592590337)"),
     ("sysv:ftok=PATH,PROJ", "SysV segment by the key ftok(3) derives from PATH and PROJ (a C int, of which "
                             "only the low 8 bits count, or a character), as glibc does"),
     ("posix:/NAME (or /NAME)", "POSIX object /dev/shm/NAME"),
@@ -181,30 +181,34 @@ def posix_address(name: str) -> str:
 
 
 def parse_key(text: str) -> int:
-    """A 32-bit SysV key in any base; /proc's signed form (-559038737) is accepted too.
+    """A 32-bit SysV key: decimal, 0x hex or 0o octal in ASCII digits (units.ascii_int: no
+    white space, `+`, `_` or 0b); /proc's signed form (-559038737) is accepted too.
     Never wraps: the kernel would read 2**40 as 0 = IPC_PRIVATE and make a new segment."""
     try:
-        key = ascii_int(str(text).strip(), 0)
+        key = ascii_int(str(text), 0)
     except ValueError:
-        raise UsageError(f"invalid key '{text}'", "expected an integer", "e.g. 0x5eed0001 or 1592590337") from None
+        raise UsageError(f"invalid key '{text}'", "expected an integer in ASCII digits: decimal, 0x hex or 0o octal",
+                         "e.g. 0x5eed0001 or 1592590337") from None
     if not -(1 << 31) <= key <= KEY_MAX:
         raise UsageError(f"invalid key '{text}'", "a SysV key is 32 bits",
                          "between -2147483648 and 0xffffffff")
     return key & KEY_MAX
 
 
-_C_OCTAL = re.compile(r"[+-]?0[0-7]+")
+_C_OCTAL = re.compile(r"-?0[0-7]+", re.ASCII)
 FTOK_PROJ_BITS = 0xFF  # glibc and musl use the low 8 bits of the project id, nothing else
 
 
 def parse_proj(text: str) -> int:
-    """ftok's project id as a C program passes it: a C int in any base (1234, 0x4d2, 0o2322,
-    C's 02322, -1) or one character (`A`). Only its low 8 bits count (1234 acts as 0xd2); one
-    whose low byte is 0 is taken too: see ftok_note."""
+    """ftok's project id as a C program passes it: a C int in decimal, hex or octal (1234,
+    0x4d2, 0o2322, C's 02322, -1; ASCII digits, no white space, `+` or `_`) or one character
+    (`A`). Only its low 8 bits count (1234 acts as 0xd2); one whose low byte is 0 is taken
+    too: see ftok_note."""
     try:
-        proj = ascii_int(text, 8) if _C_OCTAL.fullmatch(text.strip()) else ascii_int(text, 0)
+        proj = int(text, 8) if _C_OCTAL.fullmatch(text) else ascii_int(text, 0)
     except ValueError:
-        if len(text) == 1 and text.isascii() and not text.isdigit():  # ftok's proj_id is a character: `ftok=/etc,A`
+        # ftok's proj_id is a character: `ftok=/etc,A` (a visible one: never a space or a newline)
+        if len(text) == 1 and text.isascii() and text.isprintable() and not text.isspace() and not text.isdigit():
             return ord(text)
         raise UsageError(f"invalid ftok project '{text}'", "expected an integer or one ASCII character",
                          "e.g. 1234, 0x41 or A") from None

@@ -27,7 +27,8 @@ class Exit(IntEnum):
                 "a local file or directory that does not exist")
     NOT_FOUND = 3, "no such segment (only a segment: a missing local file is 2)"
     PERMISSION = 4, "permission denied, on a segment or on a local file"
-    CONFLICT = 5, "conflict: already exists, still attached, would truncate or overflow"
+    CONFLICT = 5, ("conflict: already exists, still attached, would truncate or overflow, or the object at "
+                   "the address is not shared memory (a POSIX semaphore, a file on disk: rm --force)")
     LIMIT = 6, ("a kernel limit stops it (shmmax, shmall, shmmni, hugepage pool, tmpfs full, memlock); "
                 "never a full output device, which is 1")
     DOCTOR_WARNING = 8, "doctor: the worst finding is a warning (something will go wrong under load or later)"
@@ -70,7 +71,7 @@ class ShmctlError(Exception):
     def __str__(self) -> str:
         # raw: names and paths in it are escaped once, where the line is written (cli's
         # _fail and note), so that the printed form is the one addresses are read back in
-        text = self.what
+        text = str(self.what)  # never an int: an OSError's filename may be an fd
         if self.why:
             text += f": {self.why}"
         if self.hint:
@@ -127,3 +128,26 @@ def from_errno(err: int, what: str, hint: Optional[str] = None) -> ShmctlError:
 
 def from_oserror(exc: OSError, what: str, hint: Optional[str] = None) -> ShmctlError:
     return from_errno(exc.errno or errno.EIO, what, hint)
+
+
+_MISSING = (errno.ENOENT, errno.ENOTDIR)  # ENOTDIR: a component of the path is no directory
+_DENIED = (errno.EACCES, errno.EPERM)
+_CONFLICTS = (errno.EEXIST, errno.EBUSY, errno.ETXTBSY)
+
+
+def local_error(exc: OSError, what: str) -> ShmctlError:
+    """A failure on a local file or directory the user named (--from FILE, write's FILE, read
+    -o FILE, --persist FILE, --plan FILE, --ftok PATH, mmap:/DIR/FILE's DIR): exit 2 if it
+    does not exist (a usage error), 4 if it may not be opened, 1 for the rest (a directory
+    where a file is read, a full device). Never 3 (no such *segment*) nor 6 (a limit of
+    *shared memory*)."""
+    err = exc.errno or errno.EIO
+    if err in _MISSING:
+        error: ShmctlError = UsageError(what, "no such file or directory")
+    elif err in _DENIED or err in _CONFLICTS:
+        return from_oserror(exc, what)
+    else:
+        why = os.strerror(err)
+        error = ShmctlError(what, why[:1].lower() + why[1:])  # "no space left on device"
+    error.errno = err
+    return error

@@ -51,6 +51,18 @@ class Style:
             return "-"
         return str(uid) if self.numeric_ids else (self.user_name(uid) or str(uid))
 
+    def with_names(self) -> "Style":
+        """This style with user and group names whatever --numeric-ids says: --numeric-ids is
+        ls -n's habit for the table forms (terminal, plain, raw) only; in JSON and --export a
+        name field always holds the name (the uid as text where it has none), and the ids are
+        in UID/GID/CUID/CGID (`uid`, `gid`, ...)."""
+        if not self.numeric_ids:
+            return self
+        import copy
+        other = copy.copy(self)
+        other.numeric_ids = False
+        return other
+
 
 class Field:
     """One field. `attr`: the segment attribute(s) that hold it (its JSON value, and what
@@ -133,7 +145,12 @@ def _group(gid, style: Style) -> str:
 
 
 def _group_json(gid, style: Style) -> Optional[str]:
-    return None if gid is None else printable(_group(gid, style))
+    return None if gid is None else printable(_group(gid, style.with_names()))
+
+
+def _user_json(uid, style: Style) -> Optional[str]:
+    """The user's name (the uid as text where it has none), whatever --numeric-ids says."""
+    return None if uid is None else printable(style.with_names().user(uid))
 
 
 def _key(key, style=None) -> str:
@@ -145,6 +162,22 @@ def _name(value, style) -> str:
     if kind == "sysv":
         return _key(key)
     return name or "-"
+
+
+def _name_json(value, style) -> Optional[str]:
+    """NAME in JSON is the cell's text: a SysV key as 0x hex text, a POSIX name, an mmap path
+    or anonymous/memfd:NAME; null only where the cell is `-`."""
+    kind, key, name = value
+    if kind == "sysv":
+        return None if key is None else format_key(key)
+    return _text(name)
+
+
+def _backing(value, style=None) -> Optional[str]:
+    """What holds the memory: mmap's anonymous, memfd, tmpfs, hugetlbfs or file; the kind
+    itself (sysv, posix) for the others: the same word in every form."""
+    backing, kind = value
+    return backing or kind
 
 
 def _namespace(value, style=None) -> str:
@@ -254,23 +287,26 @@ FIELDS: List[Field] = [
     Field("KEY", "key", "key", _key, sort=True, kinds=SYSV, label="key", help="SysV key", priority=5),
     Field(None, "key_hex", "key", json=lambda v, st: None if v is None else format_key(v), kinds=SYSV,
           json_after="KEY"),
-    Field("NAME", "name", "name", _name, get=attrgetter("kind", "key", "name"), json=_text, kinds=FILES,
-          label="name", help="SysV key, POSIX name, mmap path or backing", priority=5, squeeze=True),
+    Field("NAME", "name", ("kind", "key", "name"), _name, json=_name_json, kinds=FILES, label="name",
+          help="the name processes find it by: SysV key (0x hex, as KEY), POSIX name (/NAME), mmap path, or "
+               "anonymous / memfd:NAME; the same text in JSON (null for none)", priority=5, squeeze=True),
     Field("ID", "id", "id", _opt, right=True, sort=True, distinct=False, label="inode", labels={"sysv": "shmid"},
           json_after="KIND", help="shmid (sysv) or inode", priority=6),
-    Field("OWNER", "owner", "uid", _user, json=lambda v, st: None if v is None else printable(st.user(v)),
+    Field("OWNER", "owner", "uid", _user, json=_user_json,
           label="owner", detail=lambda s, st: f"{st.user(s.uid)} (uid {_opt(s.uid)}, gid {_opt(s.gid)})",
-          help="owner's user name (the uid where it has no name)", priority=4),
+          help="owner's user name (the uid where it has no name; the table forms show the uid with "
+               "--numeric-ids, JSON and --export never)", priority=4),
     Field("GROUP", "group", "gid", _group, json=_group_json, label="group", omit_empty=True,
-          detail=lambda s, st: f"{_group(s.gid, st)} (gid {s.gid})", help="owner's group name (the gid where it has no name)"),
+          detail=lambda s, st: f"{_group(s.gid, st)} (gid {s.gid})",
+          help="owner's group name (the gid where it has no name; as OWNER with --numeric-ids)"),
     Field("UID", "uid", "uid", _opt, right=True, sort=True, help="owner's user id"),
     Field("GID", "gid", "gid", _opt, right=True, sort=True, help="owner's group id"),
     Field("CUID", "cuid", "cuid", _opt, right=True, sort=True, help="creator's user id"),
     Field("CGID", "cgid", "cgid", _opt, right=True, sort=True, help="creator's group id"),
-    Field("CUSER", "cuser", "cuid", _user, json=lambda v, st: None if v is None else printable(st.user(v)),
-          label="creator", omit_empty=True,
-          detail=lambda s, st: f"{st.user(s.cuid)} (uid {s.cuid}, gid {_opt(s.cgid)})", help="creator's user name"),
-    Field("CGROUP", "cgroup", "cgid", _group, json=_group_json, help="creator's group name"),
+    Field("CUSER", "cuser", "cuid", _user, json=_user_json, label="creator", omit_empty=True,
+          detail=lambda s, st: f"{st.user(s.cuid)} (uid {s.cuid}, gid {_opt(s.cgid)})",
+          help="creator's user name (as OWNER with --numeric-ids)"),
+    Field("CGROUP", "cgroup", "cgid", _group, json=_group_json, help="creator's group name (as OWNER with --numeric-ids)"),
     Field("PERMS", "perms", "mode", lambda v, st: format_mode(v), json=lambda v, st: format_mode(v), label="perms",
           detail=lambda s, st: f"{format_mode(s.mode)} ({mode_string(s.mode)})", help="permissions, octal", priority=7),
     Field("MODE", "mode", "mode", lambda v, st: mode_string(v), json=lambda v, st: mode_string(v),
@@ -301,8 +337,9 @@ FIELDS: List[Field] = [
           help="why the segment is an orphan", priority=4, squeeze=True),
     Field(None, "orphan_certain", ("orphan", "orphan_unsure"),
           json=lambda v, st: bool(v[0]) and not v[1], json_after="ORPHAN"),
-    Field("BACKING", "backing", "backing", lambda v, st: v[0] or v[1], get=attrgetter("backing", "kind"),
-          label="backing", omit_empty=True, stat_after="ID", help="mmap: anonymous, memfd, tmpfs, hugetlbfs, file", priority=7),
+    Field("BACKING", "backing", ("backing", "kind"), _backing, json=_backing, kinds=("mmap",), label="backing",
+          stat_after="ID", help="what holds the memory: mmap's anonymous, memfd, tmpfs, hugetlbfs or file; sysv "
+                                "or posix for those kinds; the same word in JSON", priority=7),
     Field(None, "device", "device", json=lambda v, st: None if v is None else f"{os.major(v)}:{os.minor(v)}"),
     Field("NAMESPACE", "namespace", "namespace", _namespace, get=attrgetter("kind", "namespace"), label="namespace",
           omit_empty=True, help="the IPC (sysv) or mount (posix, mmap path) namespace, TYPE:INODE as lsns shows it", priority=5),
@@ -313,6 +350,35 @@ FIELDS: List[Field] = [
 ]
 
 COLUMNS: Dict[str, Field] = {f.name: f for f in FIELDS if f.name}
+
+# lsipc's column names that mean what a shmctl column means: -o takes them (`-o KEY,USER`),
+# the header and the JSON key are shmctl's own name (one name per meaning in every output,
+# and `-e` never sets the shell's $USER). Listed by --list-columns after the columns.
+ALIASES: Dict[str, str] = {"USER": "OWNER", "ATTACH": "ATIME", "DETACH": "DTIME"}
+# lsipc's names with no shmctl column of that meaning: what to use instead
+NOT_COLUMNS: Dict[str, str] = {
+    "COMMAND": "lsipc's COMMAND, the creator's command line, is not kept; CPID is the creator's pid, "
+               "PROCESSES the attached processes",
+}
+
+
+def column_name(word: str) -> str:
+    """The column `word` names in -o (any case, lsipc's aliases too); a usage error else."""
+    name = word.strip().upper()
+    name = ALIASES.get(name, name)
+    if name in COLUMNS:
+        return name
+    from .errors import UsageError
+    if name in NOT_COLUMNS:
+        raise UsageError(f"unknown column '{word}'", NOT_COLUMNS[name])
+    raise UsageError(f"unknown column '{word}'", "", "columns: " + ",".join(COLUMNS))
+
+
+def columns_listing() -> List[str]:
+    """--list-columns: every column with its meaning, then lsipc's aliases."""
+    lines = [f"{name:<10} {column.help}" for name, column in COLUMNS.items()]
+    lines += [f"{alias:<10} lsipc's name for {name}" for alias, name in ALIASES.items()]
+    return lines
 
 
 def _placed(fields: List[Field], after: str) -> List[Field]:

@@ -33,34 +33,12 @@ import signal
 import stat
 from typing import Iterator, Optional
 
-from .errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError, from_oserror
+from .errors import Conflict, NotFound, PermissionDenied, ShmctlError, local_error
 from .kinds.paths import identity, lstat_or_none, open_directory
 from .signals import STOPS
 
 _KIND_OF = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")]
-_MISSING = (errno.ENOENT, errno.ENOTDIR)
-_DENIED = (errno.EACCES, errno.EPERM)
-_CONFLICTS = (errno.EEXIST, errno.EBUSY, errno.ETXTBSY)
-
-
-def local_error(exc: OSError, what: str) -> ShmctlError:
-    """A failure on a local file or directory the user named (--from FILE, write's FILE, read
-    -o FILE, --persist FILE): exit 2 if it does not exist (a usage error), 4 if it may not be
-    opened, 1 for the rest (a full device too). Never 3 (no such *segment*) nor 6 (a limit of
-    *shared memory*)."""
-    err = exc.errno or errno.EIO
-    if err in _MISSING:
-        error: ShmctlError = UsageError(what, "no such file or directory")
-    elif err in _DENIED or err in _CONFLICTS:
-        return from_oserror(exc, what)
-    else:
-        why = os.strerror(err)
-        error = ShmctlError(what, why[:1].lower() + why[1:])  # "no space left on device"
-    error.errno = err
-    return error
-
-
 class OutputFile:
     """FILE being written: `fd` is the temp file; `publish()` puts it in place."""
 

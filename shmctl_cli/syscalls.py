@@ -8,7 +8,7 @@ import os
 from ctypes import Structure, c_char_p, c_int, c_int32, c_long, c_size_t, c_uint, c_uint32, c_ulong, c_ushort, c_void_p
 from typing import Optional
 
-from .errors import UsageError, from_errno
+from .errors import UsageError, from_errno, local_error
 from .units import KEY_MAX
 
 IPC_CREAT, IPC_EXCL = 0o1000, 0o2000
@@ -186,8 +186,11 @@ def ftok(path: str, proj: int) -> int:
         raise UsageError(f"invalid ftok project {proj}", "ftok takes a C int")
     ctypes.set_errno(0)
     key = _f["ftok"](os.fsencode(path), proj)
-    if key == -1 and ctypes.get_errno():
-        raise _fail(f"ftok {path}", hint="the path must exist")
+    err = ctypes.get_errno()
+    if key == -1 and err:  # PATH is a local file: missing is exit 2, never "no such segment"
+        error = local_error(OSError(err, os.strerror(err)), f"ftok {path}")
+        error.hint = error.hint or "the path must exist"
+        raise error
     return check_ftok_key(key & KEY_MAX, path, proj)
 
 

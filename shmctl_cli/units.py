@@ -10,7 +10,11 @@ from .errors import UsageError
 
 _BINARY = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
 # [0-9], never \d: re's \d (and int(), float(), str.isdigit()) also take `١٢` and `²`
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*([kmgtpe]?)(i?b?)\s*$", re.IGNORECASE | re.ASCII)
+# fullmatch, never match with `$`: `$` also matches before a final newline (`5\n`)
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)([kmgtpe]?)(i?b?)", re.IGNORECASE | re.ASCII)
+# ipcmk's `-M 0x1000` (util-linux strtosize reads C's 0x): hex digits, then a binary unit at most
+# (the digits take a `b` or `e` greedily, as strtoumax does: 0x1B is 27 bytes)
+_HEX_SIZE = re.compile(r"0x([0-9a-f]+)([kmgtp]?)((?:ib)?)", re.IGNORECASE | re.ASCII)
 MAX_SIZE = (1 << 63) - 1  # off_t and ssize_t are signed 64-bit
 KEY_MAX = 0xFFFFFFFF  # key_t is 32 bits
 IPC_PRIVATE = 0  # the key that asks shmget for a new segment, and names none
@@ -22,23 +26,35 @@ def is_ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+# The one grammar of a whole number a user types, by base (fullmatch, ASCII): digits and
+# nothing else. int() alone also takes white space around (` 5`, `5\n`), a `+`, `_` between
+# digits (`5_000`, `0x_10`), `0b101` and non-ASCII digits (`١٢`, `０`): none of them here.
+# Base 0 is "any base" as a C programmer writes a key: decimal, 0x hex, 0o octal (never a
+# leading-zero decimal, which C would read as octal and a person as decimal).
+_INTEGER = {
+    10: re.compile(r"-?[0-9]+", re.ASCII),
+    8: re.compile(r"[0-7]+", re.ASCII),
+    0: re.compile(r"-?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0|[1-9][0-9]*)", re.ASCII),
+}
+
+
 def ascii_int(text: str, base: int = 10) -> int:
-    """int(text, base) for what a user typed: ValueError, as int() gives, for anything that is
-    not ASCII (int() itself reads Arabic-Indic, Devanagari, fullwidth... digits)."""
-    if not isinstance(text, str) or not text.isascii():
-        raise ValueError(f"not an ASCII number: {text!r}")
+    """int(text, base) for what a user typed, by the grammar above (base 10: `-?[0-9]+`; 8:
+    octal digits; 0: decimal, 0x hex or 0o octal, with an optional `-`); ValueError, as int()
+    gives, for anything else. Every number typed on the command line comes through here."""
+    if not isinstance(text, str) or not _INTEGER[base].fullmatch(text):
+        raise ValueError(f"not a number in ASCII digits: {text!r}")
     return int(text, base)
 
 
 def parse_count(text: str, what: str, minimum: int = 0, maximum: Optional[int] = None) -> int:
     """A whole number a user typed (a pid, a shmid, a page count): ASCII digits only, within
-    [minimum, maximum]; anything else is a usage error (exit 2)."""
-    stripped = str(text).strip()
-    negative = stripped.startswith("-") and is_ascii_digits(stripped[1:])
-    if not (is_ascii_digits(stripped) or negative):
-        raise UsageError(f"invalid {what} '{text}'", "expected a number in ASCII digits 0-9")
-    value = int(stripped)
-    if value < minimum or (maximum is not None and value > maximum):
+    [minimum, maximum]; anything else (white space, a sign but `-`, `_`) is a usage error (exit 2)."""
+    try:
+        value = ascii_int(str(text))
+    except ValueError:
+        raise UsageError(f"invalid {what} '{text}'", "expected a number in ASCII digits 0-9") from None
+    if value < minimum or str(text).startswith("-") or (maximum is not None and value > maximum):  # `-0` too
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise UsageError(f"invalid {what} '{text}'", f"must be {bound}")
     return value
@@ -50,16 +66,19 @@ def format_key(key: int) -> str:
 
 def parse_size_note(text: str) -> Tuple[int, Optional[str]]:
     """Bytes for `4096`, `64K`, `1.5GiB`; and a note when a unit reads as decimal (`kB`)."""
-    match = _SIZE.match(str(text))
+    hexadecimal = _HEX_SIZE.fullmatch(str(text))
+    if hexadecimal:
+        return _hex_size(text, *hexadecimal.groups()), None
+    match = _SIZE.fullmatch(str(text))
     if not match:
         raise UsageError(f"invalid size '{text}'", "expected a number with an optional unit",
-                         "e.g. 4096, 64K, 1M, 1.5GiB")
+                         "e.g. 4096, 64K, 1M, 1.5GiB, 0x1000")
     number, prefix, suffix = match.groups()
     unit, note = _BINARY[prefix.lower()], None
     if prefix and suffix == "B":  # kB, MB, GB: SI units, 1000-based
         unit = 1000 ** "bkmgtpe".index(prefix.lower())
         binary = f"{number}{prefix.upper()}"
-        note = (f"{text.strip()} = {_whole(number, unit)} bytes ({prefix}{suffix} is decimal); "
+        note = (f"{text} = {_whole(number, unit)} bytes ({prefix}{suffix} is decimal); "
                 f"write {binary} or {binary}iB for {_whole(number, _BINARY[prefix.lower()])}")
     from fractions import Fraction  # only where a size is parsed
     value = Fraction(number) * unit
@@ -68,6 +87,13 @@ def parse_size_note(text: str) -> Tuple[int, Optional[str]]:
     if value > MAX_SIZE:
         raise UsageError(f"invalid size '{text}'", "too large", f"at most {MAX_SIZE} bytes")
     return int(value), note
+
+
+def _hex_size(text: str, digits: str, prefix: str, suffix: str) -> int:
+    value = int(digits, 16) * _BINARY[prefix.lower()]
+    if value > MAX_SIZE:
+        raise UsageError(f"invalid size '{text}'", "too large", f"at most {MAX_SIZE} bytes")
+    return value
 
 
 def _whole(number: str, unit: int) -> str:
@@ -107,12 +133,12 @@ def kernel_size(n: int) -> str:
     return str(n)
 
 
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|w|)\s*$", re.ASCII)
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w|)", re.ASCII)  # fullmatch: no space, no sign
 _SECONDS = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str) -> float:
-    match = _DURATION.match(str(text))
+    match = _DURATION.fullmatch(str(text))
     if not match:
         raise UsageError(f"invalid duration '{text}'", "expected a number with an optional unit",
                          "e.g. 30, 1.5s, 10m, 2h")

@@ -198,9 +198,10 @@ def test_quick_run_measures_every_row_in_its_own_namespace(tmp_path):
     assert took < 20, f"bench/run --quick took {took:.1f}s"
     assert "run 1: data" in done.stderr  # progress on stderr
     parsed = R.parse(output.read_text())
-    assert len(parsed.rows) == 16 and parsed.meta["runs"] == "1"
+    assert len(parsed.rows) == 17 and parsed.meta["runs"] == "1"
     measured = [r for r in parsed.rows if r.figures]
-    assert len(measured) >= 13, [(r.measure, r.verdict()) for r in parsed.rows if not r.figures]
+    assert len(measured) >= 14, [(r.measure, r.verdict()) for r in parsed.rows if not r.figures]
+    assert "completion" in parsed.rows[-1].measure and parsed.rows[-1].figures  # against `shmctl --version`
     for row in measured:
         if not row.per_segment:  # a slope at tiny sizes may come out below zero
             assert row.figures[0].ours > 0 and row.figures[0].theirs > 0

@@ -10,10 +10,12 @@ import uuid
 
 import pytest
 
-from conftest import ENV, ROOT, SECOND_UID, SHMCTL, mount_tmpfs, run, run_as
+from conftest import ENV, ROOT, SECOND_UID, SHMCTL, mount_tmpfs, run, run_as, run_in_process
 from shmctl_cli.units import ascii_int, is_ascii_digits, parse_count, parse_mode, parse_size
 
 NON_ASCII = ["²", "١٢", "١", "٣", "߁", "１２", "𝟙"]  # superscript, Arabic-Indic, NKo, fullwidth, math
+# what int() (and float(), and a regex's \s or $) would take around or inside ASCII digits
+LOOSE = [" 5", "5 ", "5\n", "\t5", "+5", "5_000", "0x_10", "0b101", "０", "٥"]
 
 
 def test_ascii_helpers():
@@ -22,7 +24,14 @@ def test_ascii_helpers():
         assert text.isdigit() and not is_ascii_digits(text)
         with pytest.raises(ValueError):
             ascii_int(text)
-    assert ascii_int("0x1f", 0) == 31 and parse_count(" 7 ", "n") == 7
+    assert ascii_int("0x1f", 0) == 31 and ascii_int("0o17", 0) == 15 and parse_count("7", "n") == 7
+    for text in LOOSE + ["010", "0x", "-0x", "1e3"]:  # what int() takes and a person did not mean
+        with pytest.raises(ValueError):
+            ascii_int(text, 0)
+    for text in LOOSE + ["-0"]:
+        with pytest.raises(Exception) as info:
+            parse_count(text, "n")
+        assert getattr(info.value, "exit_code", None) == 2
     for bad in ("١K", "1.٥M", "²"):
         with pytest.raises(Exception) as info:
             parse_size(bad)
@@ -93,6 +102,48 @@ def test_non_ascii_digits_are_usage_errors(place, posix):
         assert len(lines) == 1 and lines[0].startswith("shmctl: ") and "internal error" not in result.err, result
 
 
+# where a number is typed besides NUMBER_PLACES: durations, counts, modes and ipcmk's -M
+MORE_NUMBER_PLACES = [
+    ("list", "-i", "{}"),
+    ("create", "sysv", "-M", "{}"),
+    ("read", "ADDR", "-o", "OUT", "--mode", "{}"),
+    ("rm", "--orphans", "--dry-run", "--older-than", "{}d"),
+    ("rm", "--orphans", "--dry-run", "--older-than", "{}"),
+    ("rm", "--orphans", "--dry-run", "--min-size", "{}"),
+    ("metrics", "--top", "{}"),
+    ("doctor", "--expect", "{}"),
+    ("limits", "recommend", "--for", "{}"),
+    ("watch", "--events", "-n", "{}"),
+    ("attach", "ADDR", "--for", "{}"),
+]
+LIVE = ("watch", "attach")  # would run on if a number were taken: a real process with a timeout
+VALID_THERE = {(("stat", "sysv:key=0x{}"), "0b101")}  # 0x0b101 is a hex key
+
+
+@pytest.mark.parametrize("place", NUMBER_PLACES + MORE_NUMBER_PLACES, ids=lambda p: " ".join(p))
+def test_numbers_are_ascii_digits_and_nothing_around_them(place, posix, tmp_path):
+    """White space, a newline, `+`, `_`, `0b` and non-ASCII digits: int() takes them all, and
+    `rm -m ' 5'` removed sysv:5. Each is exit 2 and one line, wherever a number is typed."""
+    for value in LOOSE:
+        if (place, value) in VALID_THERE:
+            continue
+        args = [a.replace("ADDR", posix).replace("OUT", str(tmp_path / "out")).format(value) for a in place]
+        result = run(*args, timeout=30) if args[0] in LIVE else run_in_process(*args)
+        lines = result.err.splitlines()
+        assert result.code == 2, (args, result)
+        assert len(lines) == 1 and lines[0].startswith("shmctl: ") and "internal error" not in lines[0], result
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_the_strict_forms_still_work():
+    """What the grammar keeps: keys in 0x hex and 0o octal, /proc's negative keys, C's octal and
+    0o ftok ids, octal modes with a leading 0, sizes with a fraction and a unit."""
+    assert run_in_process("stat", "sysv:key=0o17").code == 3 and run_in_process("stat", "sysv:key=-5").code == 3
+    assert run_in_process("stat", "sysv:ftok=/etc,017").code == 3
+    assert run_in_process("create", "--dry-run", "sysv", "--size", "1.5K", "--mode", "0640").code == 0
+    assert run_in_process("limits", "set", "--dry-run", "shmmni=4000").code == 0
+
+
 @pytest.mark.parametrize("args", [("rm", "-m", "-1"), ("stat", "sysv:-1"), ("rm", "sysv:-1"), ("--ns", "-1", "list"),
                                   ("--ns", "0", "list"), ("limits", "hugepages", "--count", "-1"),
                                   ("limits", "recommend", "--for", "1M", "--segments", "0"),
@@ -157,6 +208,61 @@ def test_local_file_we_may_not_open_is_exit_4(args, tmp_path, cleanup_shm):
     assert "permission denied" in result.err.lower()
 
 
+def test_a_plan_that_is_a_directory_is_one_line_exit_1(tmp_path):
+    """os.fdopen failed on the directory before the file-type check (a traceback, int += str)."""
+    for args, code, message in (((str(tmp_path),), 1, f"shmctl: rm --plan {tmp_path}: is a directory (give the plan "
+                                                      "file that rm --dry-run --json wrote)\n"),
+                                (("/dev/null",), 1, "shmctl: rm --plan /dev/null: not a regular file (give the plan "
+                                                    "file that rm --dry-run --json wrote)\n"),
+                                ((str(tmp_path / "none"),), 2, f"shmctl: rm --plan {tmp_path}/none: no such file or "
+                                                              "directory\n")):
+        r = run("rm", "--plan", *args)
+        assert (r.code, r.out, r.err) == (code, "", message), r
+
+
+@pytest.mark.parametrize("args", [("stat", "sysv:ftok={missing},1"),
+                                  ("create", "sysv", "--ftok", "{missing},1", "--size", "4K")])
+def test_ftok_of_a_missing_file_is_exit_2(args, tmp_path):
+    missing = tmp_path / "none"
+    r = run(*[a.format(missing=missing) for a in args])
+    assert (r.code, r.out) == (2, ""), r
+    assert r.err == f"shmctl: ftok {missing}: no such file or directory (the path must exist)\n"
+
+
+def test_mmap_create_in_a_missing_directory_is_exit_2(tmp_path):
+    where = tmp_path / "no-such-dir" / "f"
+    r = run("create", f"mmap:{where}", "--size", "4K")
+    assert (r.code, r.out, r.err) == (2, "", f"shmctl: create mmap:{where}: no such file or directory\n"), r
+    assert not (tmp_path / "no-such-dir").exists()
+
+
+def test_a_semaphore_exists_so_it_is_never_exit_3(cleanup_shm):
+    """`list -a` prints posix:/sem.NAME: stat and list -i take it back and say what it is;
+    read, write and rm refuse it as a conflict (5), and rm --force unlinks it."""
+    name = f"sem.contract-{uuid.uuid4().hex[:8]}"
+    cleanup_shm[0].append(name)
+    fd = os.open(f"/dev/shm/{name}", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    os.ftruncate(fd, 32)  # a glibc semaphore's size
+    os.close(fd)
+    address = f"posix:/{name}"
+    listed = [s["address"] for s in run("list", "-a", "-k", "posix", "--json").json()["segments"]]
+    assert address in listed
+    for command in (("stat", "--json", address), ("list", "-i", address, "--json")):
+        r = run(*command)
+        assert r.code == 0 and r.json()["status"] == ["semaphore"] and r.json()["size"] == 32, r
+    refusal = (f"shmctl: {address}: this is a POSIX semaphore (sem_open), not a shared-memory object "
+               "(shmctl stat shows it; rm --force unlinks it)\n")
+    for command in (("read", address), ("write", address, "--data", "x")):
+        r = run(*command)
+        assert (r.code, r.out, r.err) == (5, "", refusal), r
+    r = run("rm", address)
+    assert (r.code, r.out) == (5, "") and r.err == (f"shmctl: {address}: a POSIX semaphore (sem_open), not a "
+                                                   "shared-memory object (--force unlinks it)\n"), r
+    assert os.path.exists(f"/dev/shm/{name}")
+    r = run("rm", "--force", address)
+    assert (r.code, r.out) == (0, address + "\n") and not os.path.exists(f"/dev/shm/{name}"), r
+
+
 # --- a full output device: 1, "no space left on device", never 6 ---
 
 @pytest.fixture
@@ -204,11 +310,27 @@ def _to_dev_full(*args):
 
 
 @pytest.mark.parametrize("args", [("read", "ADDR"), ("read", "-x", "ADDR"), ("list",), ("list", "--json"),
-                                  ("stat", "ADDR"), ("limits",), ("limits", "--json")])
+                                  ("stat", "ADDR"), ("limits",), ("limits", "--json"), ("metrics",), ("doctor",),
+                                  ("rm", "--dry-run", "ADDR")])
 def test_full_stdout_is_exit_1(args, posix):
     code, err = _to_dev_full(*[a.replace("ADDR", posix) for a in args])
     assert code == 1, err
     assert err.count("\n") == 1 and "no space left on device" in err
+
+
+def test_create_and_rm_into_a_full_stdout(cleanup_shm):
+    """create cannot tell the address: it removes what it made (exit 1); rm has removed
+    already when it cannot print the address, and says the write failed (exit 1)."""
+    name = f"contract-{uuid.uuid4().hex[:8]}"
+    cleanup_shm[0].append(name)
+    code, err = _to_dev_full("create", f"posix:/{name}", "--size", "4K")
+    assert (code, err) == (1, f"shmctl: create posix:/{name}: cannot write the address to stdout: No space left "
+                              "on device; removed it again: the caller could never learn its address\n")
+    assert not os.path.exists(f"/dev/shm/{name}")
+    assert run("create", f"posix:/{name}", "--size", "4K").code == 0
+    code, err = _to_dev_full("rm", f"posix:/{name}")
+    assert (code, err) == (1, "shmctl: write to stdout: no space left on device\n")
+    assert not os.path.exists(f"/dev/shm/{name}")
 
 
 # --- EPIPE: 141, nothing said ---
@@ -234,6 +356,7 @@ EPIPE_COMMANDS = [
     ("create", "--dry-run", "posix:/contract-dry", "--size", "4K"),
     ("--help",), ("list", "--help"), ("limits", "set", "--help"), ("--version",),
     ("help",), ("help", "list"), ("completion", "bash"),
+    ("metrics",), ("metrics", "--here"), ("doctor",), ("doctor", "--json"), ("watch", "--events"),
 ]
 
 
@@ -245,6 +368,8 @@ def test_reader_gone_is_141_and_silent(args, posix):
     code, err = _reader_gone(*argv)
     assert code == 141, (argv, err)
     assert "Error" not in err and "pipe" not in err.lower() and "Traceback" not in err, err
+    if args[0] == "watch":  # what it watches and how, said on stderr before it starts
+        err = err.partition("\n")[2] if err.startswith("shmctl: watching ") else err
     if args[0] != "limits":  # `limits set` says what would change on stderr, before stdout
         assert err == "", err
 

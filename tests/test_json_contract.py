@@ -70,6 +70,19 @@ def test_stat_json_validates_for_each_kind(every_kind, unique):
             assert r.json()["address"] == seg["address"]
 
 
+def test_list_and_stat_give_one_namespace(every_kind):
+    """NAMESPACE is the object's namespace inode in list and in stat alike (mmap: its path's
+    mount namespace, or none for memory without a path)."""
+    listed = {s["address"]: s["namespace"]
+              for s in _mine(run("list", "--json", "-o", "ADDRESS,NAMESPACE,PROCESSES").json(), every_kind)}
+    assert len(listed) == 5
+    own = {"sysv": os.stat("/proc/self/ns/ipc").st_ino, "posix": os.stat("/proc/self/ns/mnt").st_ino}
+    for address, namespace in listed.items():
+        assert run("stat", "--json", address).json()["namespace"] == namespace, address
+        if address.split(":")[0] in own:
+            assert namespace == own[address.split(":")[0]], address
+
+
 def test_limits_json_validates(every_kind):
     for args in ([], ["-A"]):
         r = run("limits", "-J", *args)
@@ -97,6 +110,60 @@ def test_the_names_and_their_one_meaning(hold, unique):
     line = next(l for l in table.splitlines() if l.startswith(f"sysv:{shmid} "))
     assert line.split() == [f"sysv:{shmid}", "0640", "rw-r-----", f"0x{unique.key:08x}", seg["owner"], seg["group"],
                             seg["cuser"], seg["cgroup"]]
+
+
+ONE_MEANING = ["ADDRESS", "NAME", "BACKING", "OWNER", "GROUP", "CUSER", "CGROUP", "UID", "GID"]
+
+
+def _forms(*extra):
+    """{address: {column: text}} of list -o ONE_MEANING in the plain (pipe), raw, export and
+    JSON forms; JSON's null read as the table's `-`."""
+    import re
+    columns = ",".join(ONE_MEANING)
+    forms = {}
+    for form, flags in (("plain", ()), ("raw", ("-r",)), ("export", ("-e",)), ("json", ("--json",))):
+        r = run("list", "-a", "-o", columns, *flags, *extra)
+        assert r.code == 0, r
+        if form == "json":
+            rows = [{c: "-" if seg[c.lower()] is None else str(seg[c.lower()]) for c in ONE_MEANING}
+                    for seg in r.json()["segments"]]
+        elif form == "export":
+            rows = [dict(re.findall(r'(\w+)="([^"]*)"', line)) for line in r.out.splitlines()]
+        else:
+            rows = [dict(zip(ONE_MEANING, line.split())) for line in r.out.splitlines()[1:]]
+        forms[form] = {row["ADDRESS"]: row for row in rows}
+    return forms
+
+
+def test_one_meaning_per_name_in_every_form(hold, unique, tmp_path):
+    """NAME, BACKING, OWNER, GROUP, CUSER and CGROUP hold the same text in the table on a pipe,
+    --raw, --export and JSON, for all three kinds; --numeric-ids puts ids in the table forms'
+    name columns (ls -n) and changes neither JSON nor --export, whose ids are UID and GID."""
+    import grp
+    import pwd
+    mapped = tmp_path / "mapped.db"
+    h = hold({"kind": "sysv", "key": unique.key, "size": 4096}, {"kind": "posix", "name": unique.name, "size": 4096},
+             {"kind": "memfd", "name": unique.name, "size": 4096}, {"kind": "anon", "size": 4096},
+             {"kind": "file", "path": str(mapped), "size": 4096})
+    user, group = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name
+    mine = [seg["address"] for seg in _mine(run("list", "-a", "--json", "-o", "ADDRESS,PROCESSES").json(), h)]
+    named, numeric = _forms(), _forms("--numeric-ids")
+    seen = {named["json"][a]["NAME"]: named["json"][a]["BACKING"] for a in mine}
+    expected = {f"0x{unique.key:08x}": "sysv", f"/{unique.name}": "posix", f"memfd:{unique.name}": "memfd",
+                "anonymous": "anonymous", str(mapped): "file"}
+    assert {name: seen.get(name) for name in expected} == expected, seen  # (-a: and glibc's gconv cache)
+    for address in mine:
+        reference = named["json"][address]
+        assert reference["OWNER"] == user and reference["GROUP"] == group, reference
+        for form in ("plain", "raw", "export"):
+            assert named[form][address] == reference, (form, named[form][address], reference)
+        for form in ("json", "export"):  # never changed by --numeric-ids
+            assert numeric[form][address] == reference, (form, numeric[form][address], reference)
+        ids = dict(reference, OWNER=reference["UID"], GROUP=reference["GID"])
+        if reference["CUSER"] != "-":  # sysv has a creator
+            ids.update(CUSER=str(os.geteuid()), CGROUP=str(os.getegid()))
+        for form in ("plain", "raw"):  # the table forms: ids, as ls -n
+            assert numeric[form][address] == ids, (form, numeric[form][address], ids)
 
 
 def test_json_key_is_the_column_name():
@@ -150,7 +217,7 @@ def test_column_wise_json_is_json_dumps_text(every_kind, unique, tmp_path):
 
 @pytest.mark.parametrize("args", [["--json", "--raw"], ["--json", "--export"], ["--json", "--newline"],
                                   ["--json", "-n"], ["--output-all", "-o", "SIZE"], ["--raw", "--export"],
-                                  ["-u", "-o", "SIZE"], ["-t", "-o", "SIZE"], ["-c", "-p"], ["-i", "1", "--user", "root"],
+                                  ["-u", "-o", "SIZE"], ["-t", "-o", "SIZE"], ["-c", "-p", "-o", "SIZE"], ["-i", "1", "--user", "root"],
                                   ["-l", "-o", "SIZE"], ["--list"]])
 def test_conflicting_options_are_usage_errors(args):
     r = run_in_process("list", *args)

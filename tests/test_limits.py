@@ -79,7 +79,7 @@ def test_show_json_is_typed_and_matches_proc_sys():
     assert sysv["shm_rmid_forced"] == proc_sys("shm_rmid_forced")
     assert sysv["shmall"]["limit_bytes"] == proc_sys("shmall") * PAGE
     assert sysv["shmmin"]["limit"] == 1 and sysv["ipcmni"] == IPCMNI
-    assert data["ipc_namespace"] == os.readlink("/proc/self/ns/ipc")
+    assert data["ipc_namespace"] == os.stat("/proc/self/ns/ipc").st_ino  # a number, as list's `namespace`
     assert all(isinstance(sysv[n]["use_percent"], float) for n in ("shmmax", "shmall", "shmmni"))
 
 
@@ -235,7 +235,7 @@ def test_pools_match_sysfs():
 
 def test_terminal_shows_sections_and_human_sizes():
     screen = ANSI.sub("", on_terminal("limits"))
-    for title in ("SysV limits (IPC namespace ipc:[", "/dev/shm", "memory"):
+    for title in (f"SysV limits (IPC namespace ipc:{os.stat('/proc/self/ns/ipc').st_ino})", "/dev/shm", "memory"):
         assert title in screen
     if os.path.isdir("/sys/kernel/mm/hugepages"):
         assert "huge page pools" in screen and "2MiB" in screen

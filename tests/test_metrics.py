@@ -355,12 +355,14 @@ def test_textfile_written_atomically_mode_0644_nothing_on_stdout(tmp_path):
     assert os.listdir(tmp_path) == ["shmctl.prom"]  # no temp file left
 
 
-def test_textfile_dir_missing_or_not_a_directory_is_a_usage_error(tmp_path):
-    for bad, why in ((tmp_path / "nope", "no such directory"), (tmp_path / "file", "not a directory")):
+def test_textfile_dir_missing_is_2_and_not_a_directory_1(tmp_path):
+    """The local-file rule (errors.local_error): 2 for a path that does not exist, 1 for one
+    that exists and cannot be used (a file)."""
+    for bad, why, code in ((tmp_path / "nope", "no such directory", 2), (tmp_path / "file", "not a directory", 1)):
         if bad.name == "file":
             bad.write_text("x")
         r = run("metrics", "--textfile-dir", bad)
-        assert r.code == 2 and r.out == "", r
+        assert r.code == code and r.out == "", r
         assert r.err == f"shmctl: --textfile-dir {bad}: {why} (give the directory node_exporter's " \
                         "--collector.textfile.directory reads)\n"
 

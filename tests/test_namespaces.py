@@ -49,7 +49,7 @@ def test_all_namespaces_lists_each_namespace_with_qualified_addresses():
         assert set(mine) == {sysv, posix}
         assert mine[sysv]["size"] == 65536 and mine[sysv]["key"] == 0x5EED0A and mine[sysv]["nattch"] == 1
         assert mine[posix]["size"] == 8192 and mine[posix]["container"] is None
-        seen = {(n["type"], n["inode"]): n for n in data["namespaces"]}
+        seen = {(n["type"], n["namespace"]): n for n in data["namespaces"]}
         assert seen[("ipc", c["ipc"])]["pid"] == c["pid"] and seen[("mnt", c["mnt"])]["pid"] == c["pid"]
         assert data["namespaces"][0]["home"] and not seen[("ipc", c["ipc"])]["home"]
         table = run("list", "-A", "-o", "ADDRESS,NAMESPACE,CONTAINER,SIZE")
@@ -146,10 +146,10 @@ def test_limits_all_namespaces_shows_each_dev_shm():
     with contained(posix={"big": 6 << 20}) as c:
         r = run("limits", "-A", "--json")
         assert r.code == 0, r
-        rows = {row["namespace"]: row for row in json.loads(r.out)["namespaces"]}
-        theirs = rows[f"mnt:{c['mnt']}"]["dev_shm"]
+        rows = {(row["type"], row["namespace"]): row for row in json.loads(r.out)["namespaces"]}
+        theirs = rows[("mnt", c["mnt"])]["dev_shm"]
         assert theirs["size"] == 8 << 20 and theirs["promised"] == (6 << 20) - 4096
-        assert rows[f"mnt:{c['mnt']}"]["pid"] == c["pid"]
+        assert rows[("mnt", c["mnt"])]["pid"] == c["pid"]
         text = run("limits", "-A")
         assert f"mnt:{c['mnt']}" in text.out and f"ipc:{c['ipc']}" in text.out
 

@@ -63,6 +63,59 @@ def test_as_another_user_at_most_five_and_how_many_more(unique, cleanup_shm):
     assert os.getpid() in pids or more  # this test's own process (root) is hidden from that user
 
 
+def _pid_1_hidden():
+    assert subprocess.run(["cat", "/proc/1/maps"], capture_output=True).returncode != 0, "pid 1 is not hidden here"
+
+
+def test_summary_notes_only_what_hidden_processes_change(unique, cleanup_shm, hold):
+    """-u prints counts and sizes: SysV's and /dev/shm's own, whatever processes are hidden
+    (no note); a kind only the processes show (mmap), or deleted objects (only processes
+    hold those), may miss what hidden ones hold (the note, once)."""
+    _pid_1_hidden()
+    cleanup_shm[0].append(unique.name)
+    assert run("create", f"/{unique.name}", "--size", "4K").code == 0
+    for args in (("-u", "-k", "posix"), ("-u", "-k", "posix", "--json"), ("-u", "-k", "sysv")):
+        r = run("list", *args)
+        assert r.code == 0 and _notes(r.err) == [], (args, r.err)
+    r = run("list", "-u", "-k", "mmap")
+    assert r.code == 0 and len(_notes(r.err)) == 1, r.err
+    held = f"{unique.name}-deleted"
+    hold({"kind": "posix", "name": f"/{held}", "size": 8192})
+    os.unlink(f"/dev/shm/{held}")
+    r = run("list", "-u", "-k", "posix")
+    assert "deleted but still held" in r.out and len(_notes(r.err)) == 1, r
+
+
+def test_a_kind_only_processes_show_notes_whatever_the_columns(hold, unique):
+    _pid_1_hidden()
+    hold({"kind": "memfd", "name": unique.name, "size": 4096})
+    r = run("list", "-k", "mmap", "-o", "ADDRESS,SIZE")
+    assert r.code == 0 and len(_notes(r.err)) == 1, r.err  # pid 1 may map segments never seen
+
+
+def test_rm_skips_say_the_hidden_processes_once_with_addresses_to_paste(unique, cleanup_shm):
+    """rm --all passing over objects whose users may be hidden: a line for each, its address
+    as list prints it (accepted back), and which processes are hidden said once."""
+    _pid_1_hidden()
+    names = [f"{unique.name}-a b", f"{unique.name}-c"]
+    cleanup_shm[0].extend(names)
+    for name in names:
+        assert run("create", f"/{name}", "--size", "4K").code == 0
+    r = run("rm", "--all=posix", "--name", f"{unique.name}-*", "--dry-run")
+    assert r.code == 0, r
+    skips = [line for line in r.err.splitlines() if line.startswith("shmctl: skipped ")]
+    printed = [f"posix:/{unique.name}-a\\x20b", f"posix:/{unique.name}-c"]
+    assert sorted(skips) == sorted(f"shmctl: skipped {a}: may be in use unseen (--force removes it anyway)"
+                                   for a in printed), r.err
+    assert r.err.count("not visible") == 1 and len(_notes(r.err)) == 1, r.err
+    for address, name in zip(printed, names):  # pasted back, each names its object
+        r = run("stat", address)
+        assert r.code == 0 and f"/{name}\n" in r.out, r
+    plan = run("rm", "--all=posix", "--name", f"{unique.name}-*", "--dry-run", "--json").json()
+    assert all("not visible" in s["why"] for s in plan["skipped"])  # the plan keeps each why whole
+    assert all(os.path.exists(f"/dev/shm/{name}") for name in names)
+
+
 # --- rm's question, in a real pseudo-terminal ---
 
 def _in_pty(args, answer: bytes = None, timeout: float = 30.0):

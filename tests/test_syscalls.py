@@ -128,5 +128,5 @@ def test_posix_open_unlink_and_ftok(tmp_path):
     key = syscalls.ftok(str(tmp_path), 1)
     st = os.stat(tmp_path)
     assert key == (1 << 24) | ((st.st_dev & 0xFF) << 16) | (st.st_ino & 0xFFFF)
-    with pytest.raises(NotFound):
+    with pytest.raises(UsageError):  # a missing local file, not a missing segment (exit 2)
         syscalls.ftok(str(tmp_path / "missing"), 1)

@@ -23,6 +23,7 @@ from shmctl_cli.units import format_size, format_time, parse_size
 WIDTHS = (60, 80, 100, 200)
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 LONG = "shmctl-t11-orders-book-level2-snapshot-exchange-gw"  # 51 characters
+ADDRESS = re.compile(r"(sysv|posix|mmap)(@[a-z]+:\d+)?:\S+")
 SQUEEZE_HEADINGS = ("NAME", "STATUS", "ORPHAN", "CONTAINER", "PROCESSES", "WHAT", "COMMAND")
 
 
@@ -102,12 +103,23 @@ def addresses(objects) -> list:
 
 
 def assert_fits(screen: Screen, columns: int, allowed_long=()):
-    """No line wider than the terminal, unless an address alone is wider (other tests'
-    segments may be listed too: any address counts), or the line holds an allowed text."""
-    widest = max((len(line.split(" ", 1)[0]) for line in screen.lines if ":" in line.split(" ", 1)[0]), default=0)
+    """No line wider than the terminal, unless it is an address alone on its line (a row's
+    address too long to stand beside its cells: never cut) or an allowed text alone (a value
+    of stat moved under its label)."""
     for line in screen.lines:
-        if len(line.rstrip()) > max(columns, widest):
-            assert any(a in line for a in allowed_long), f"{len(line)} > {columns}: {line!r}\n{screen.text}"
+        line = line.rstrip()
+        if len(line) > columns:
+            alone = line.strip()
+            assert ADDRESS.fullmatch(alone) or alone in allowed_long, f"{len(line)} > {columns}: {line!r}\n{screen.text}"
+
+
+def assert_rows(rows: list) -> list:
+    """The lines that start a row: a line of cells under a blank address column follows only
+    an address alone on its line (too long to stand beside them)."""
+    for before, line in zip([""] + rows, rows):
+        if line.startswith(" "):
+            assert ADDRESS.fullmatch(before), f"a folded cell? {line!r} after {before!r}"
+    return [line for line in rows if not line.startswith(" ")]
 
 
 def ellipsis_columns(screen: Screen) -> set:
@@ -132,10 +144,10 @@ def test_list_fits_and_never_folds(segments, columns, term):
     mine = addresses(segments)
     longest = max(mine, key=len)
     assert_fits(screen, columns, allowed_long=[longest] if len(longest) > columns else [])
-    rows = table_rows(screen)
+    rows = assert_rows(table_rows(screen))
     for address in mine:  # every address whole, on exactly one line: no row was folded
         assert sum(1 for line in rows if line.split(" ", 1)[0] == address) == 1, (address, screen.text)
-    # each data line is a segment: as many lines as the plain listing has
+    # each row is a segment: as many as the plain listing has lines
     assert len(rows) == len(subprocess.run([*shmctl_cmd(), "list", "-n", *OURS], capture_output=True, text=True,
                                            env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
                                            ).stdout.splitlines())
@@ -166,7 +178,7 @@ def test_other_list_forms_fit(segments, columns, args):
     assert screen.code == 0, screen.err
     assert_fits(screen, columns, allowed_long=["posix:/" + LONG])
     if "-u" not in args:
-        rows = table_rows(screen)
+        rows = assert_rows(table_rows(screen))
         for address in addresses(segments):
             assert sum(1 for line in rows if line.split(" ", 1)[0] == address) == 1
 
@@ -197,7 +209,7 @@ def test_named_columns_are_cut_not_dropped(segments):
 
 
 def test_squeeze_before_drop(segments):
-    """At 120 columns the POSIX table keeps every column but cuts NAME with '…'; at 80
+    """At 120 columns the POSIX table keeps every column but cuts NAME with '…'; at 60
     columns the least important columns go too, ADDRESS stays whole."""
     full = on_terminal("list", "-k", "posix", "-W", columns=200)
     assert "…" not in full.text and max(len(line.rstrip()) for line in full.lines) > 120
@@ -206,9 +218,10 @@ def test_squeeze_before_drop(segments):
     assert ellipsis_columns(at120) == {"NAME"}
     line = next(line for line in table_rows(at120) if line.startswith(f"posix:/{LONG} "))
     assert line.split()[1].endswith("…") and len(line.split()[1]) >= 8
-    at80 = on_terminal("list", "-k", "posix", columns=80)
-    kept = at80.lines[0].split()
+    at60 = on_terminal("list", "-k", "posix", columns=60)
+    kept = at60.lines[0].split()
     assert kept[0] == "ADDRESS" and set(kept) < set(full.lines[0].split()) and "SIZE" in kept
+    assert f"posix:/{LONG}" in at60.lines  # whole, on a line of its own: it takes no column away
 
 
 @pytest.mark.parametrize("columns", WIDTHS)
@@ -218,7 +231,9 @@ def test_stat_fits(segments, columns):
     assert screen.code == 0, screen.err
     assert_fits(screen, columns, allowed_long=[address, f"/{LONG}"])  # the name is the address's tail
     assert sum(1 for line in screen.lines if address in line) == 1
-    assert screen.lines[0].split() == ["address", address]
+    beside = len("namespace ") + len(address) <= columns  # else whole on the next line, indented
+    assert screen.lines[:1 if beside else 2] == ([f"address   {address}"] if beside else ["address", f"  {address}"])
+    assert "" not in screen.lines  # no blank line between fields
 
 
 @pytest.mark.parametrize("term", ["xterm", "dumb"])
@@ -238,11 +253,11 @@ def test_limits_fit_and_keep_names(columns, term, args):
 def test_limits_cut_what_first():
     wide = on_terminal("limits", columns=200)
     narrow = on_terminal("limits", columns=60)
-    assert "WHAT" in narrow.text and "…" in narrow.text
+    assert "DESCRIPTION" in narrow.text and "…" in narrow.text  # lsipc -g's name for it (WHAT before)
     assert "…" not in wide.text
     for line in narrow.lines:
         if "…" in line:
-            assert line.rstrip().endswith("…")  # only the last column, WHAT, is cut
+            assert line.rstrip().endswith("…")  # only the last column, DESCRIPTION, is cut
 
 
 # --- times ---
@@ -282,9 +297,9 @@ def test_time_formats_on_a_real_segment(segments):
     assert any(line.split(None, 1) == ["ctime", full] for line in detail.lines)  # stat: full, with the zone
     assert any(line.split() == ["ctime", iso] for line in on_terminal("stat", address, "--time-format", "iso",
                                                                       columns=100).lines)
-    data = json.loads(pipe("list", "--json", "--time-format", "short"))
+    data = json.loads(pipe("list", "--json"))
     mine = next(s for s in data["segments"] if s["address"] == address)
-    assert mine["ctime"] == iso  # JSON: always ISO 8601 with the offset
+    assert mine["ctime"] == iso  # JSON: always ISO 8601 with the offset (--time-format with it: exit 2)
 
 
 def test_short_times_follow_lsipc():

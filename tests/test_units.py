@@ -10,7 +10,8 @@ from shmctl_cli.units import (format_key, format_mode, format_size, format_time,
 @pytest.mark.parametrize("text,expected", [
     ("4096", 4096), ("1", 1), ("64K", 65536), ("64k", 65536), ("1M", 1 << 20), ("2G", 2 << 30),
     ("1.5GiB", 3 << 29), ("1.5G", 3 << 29), ("1MiB", 1 << 20), ("1T", 1 << 40), ("0.5K", 512),
-    (" 8K ", 8192), ("10B", 10), ("0", 0),
+    ("8K", 8192), ("10B", 10), ("0", 0),
+    ("0x1000", 4096), ("0X10", 16), ("0x10K", 16 << 10), ("0x1MiB", 1 << 20), ("0x1B", 27),  # ipcmk -M 0x1000
 ])
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
@@ -25,7 +26,9 @@ def test_decimal_units_are_accepted_and_explained(text, expected):
     assert f"for {binary}" in note
 
 
-@pytest.mark.parametrize("text", ["", "abc", "-1", "1.3K", "0.1", "1X", "K", "1 2", "9E", "1e3", "0x10"])
+@pytest.mark.parametrize("text", ["", "abc", "-1", "1.3K", "0.1", "1X", "K", "1 2", "9E", "1e3", " 8K ", "8K\n",
+                                  "8 K", "+8", "8_000", "0x", "0x1.8", "0x10KB", "0x_10", "0b101", "-0x10",
+                                  "0x８", "0x8000000000000000"])
 def test_parse_size_refuses(text):
     with pytest.raises(UsageError) as exc:
         parse_size(text)
@@ -50,7 +53,7 @@ def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "-1", "5y", "s"])
+@pytest.mark.parametrize("text", ["", "-1", "5y", "s", " 5", "5\n", "5 s", "+5", "5_0", "٥"])
 def test_parse_duration_refuses(text):
     with pytest.raises(UsageError):
         parse_duration(text)
@@ -59,7 +62,7 @@ def test_parse_duration_refuses(text):
 def test_modes():
     assert parse_mode("0600") == 0o600 and parse_mode("644") == 0o644
     assert format_mode(0o600) == "0600" and mode_string(0o640) == "rw-r-----"
-    for bad in ("0800", "abc", "7777", "-1"):
+    for bad in ("0800", "abc", "7777", "-1", "+5", " 5", "5\n", "0o600", "6_00", "٦٠٠"):
         with pytest.raises(UsageError):
             parse_mode(bad)
 

@@ -5,8 +5,13 @@ errors.Exit and address.FORMS. A development tool, not part of the installed pac
     python tools/docgen.py [--check]
 
 --check regenerates in memory and exits 1 if a checked-in file differs, or if a file in man/
-or completions/ is no longer generated (tests run it). The pages' date is SOURCE_DATE_EPOCH
-(UTC) when it is set, else shmctl_cli.__release_date__: the same on every run.
+or completions/ is no longer generated (tests run it).
+
+The pages' date: the checked-in pages carry shmctl_cli.__release_date__ (bumped with __version__),
+the same on every run. Run with SOURCE_DATE_EPOCH set (a packager regenerating them in a
+reproducible build), docgen writes that day (UTC) instead, and --check compares with what it would
+write in that same environment. The tests compare the checked-in pages with SOURCE_DATE_EPOCH
+removed, so a build that exports it for everything, tests included, still passes them.
 """
 from __future__ import annotations
 
@@ -70,22 +75,28 @@ def every_command() -> List[Tuple[str, click.Command]]:
     return found
 
 
-def _option_names(param: click.Parameter) -> List[str]:
-    return list(param.opts) + list(param.secondary_opts)
+def _context(path: str) -> click.Context:
+    """The context click gives the command at PATH ("" for shmctl, "limits set"), parents included, so
+    usage lines and option records read as --help prints them."""
+    ctx = click.Context(cli, info_name="shmctl")
+    for word in path.split():
+        command = ctx.command.get_command(ctx, word)
+        ctx = click.Context(command, info_name=word, parent=ctx)
+    return ctx
 
 
-def _option_line(param: click.Option) -> Tuple[str, str]:
-    names = ", ".join(_option_names(param))
-    if not param.is_flag and param.metavar:
-        names += f" {param.metavar}"
-    elif not param.is_flag:
-        names += f" {param.type.name.upper()}"
-    return names, param.help or ""
+def _option_line(param: click.Option, ctx: click.Context) -> Tuple[str, str]:
+    """The option's names, value and help as --help shows them; a choice reads `sysv|posix|mmap` (the
+    brackets of click's metavar would say the value is optional)."""
+    names, text = param.get_help_record(ctx) or ("", "")
+    if isinstance(param.type, click.Choice) and param.metavar is None:
+        names = re.sub(r" [\[{]([^\]}]*)[\]}]$", r" \1", names)
+    return names, text
 
 
-def _usage_args(command: click.Command) -> str:
-    args = [p for p in command.params if isinstance(p, click.Argument)]
-    return " ".join(p.metavar or (p.human_readable_name.upper() + ("..." if p.nargs == -1 else "")) for p in args)
+def _usage_pieces(ctx: click.Context) -> List[str]:
+    """What --help's usage line says after the command's words: `[OPTIONS] [ADDRESSES]...`."""
+    return ctx.command.collect_usage_pieces(ctx)
 
 
 def page_date() -> str:
@@ -112,24 +123,31 @@ def _tagged(rows: List[Tuple[str, str]]) -> List[str]:
     return out
 
 
-def _options(command: click.Command) -> List[str]:
+def _options(ctx: click.Context) -> List[str]:
     rows = []
-    for param in command.params:
+    for param in ctx.command.params:
         if isinstance(param, click.Option) and not param.hidden:
-            names, text = _option_line(param)
-            if isinstance(param.type, click.Choice):
-                text += f" One of: {', '.join(map(str, param.type.choices))}."
-            rows.append((_bold(names), text))
+            names, text = _option_line(param, ctx)
+            rows.append((_bold(names).replace("|", "|\\:"), text))  # a long list of choices may break after a |
     rows.append((_bold("-h, --help"), "Show the help, with examples, and exit."))
     return _tagged(rows)
 
 
-def _synopsis(path: str, command: click.Command) -> List[str]:
-    words = f"shmctl {path}".strip()
-    args = _usage_args(command)
-    if isinstance(command, click.Group):
-        args = "[COMMAND] [ARGS]..."
-    return [".SH SYNOPSIS", f".B {_roff(words)}", f"[\\fIOPTIONS\\fR] {_roff(args)}".rstrip()]
+# Commands that never look at a segment: their synopsis leaves out the global --ns PID.
+NO_NAMESPACE = {"help", "completion"}
+
+
+def _synopsis(path: str, ctx: click.Context) -> List[str]:
+    """`shmctl [--ns PID] limits set [OPTIONS] NAME=VALUE...`: --help's usage line, with the global option
+    that goes before the command's words."""
+    words = [_bold("shmctl")]
+    if path and path.split()[0] not in NO_NAMESPACE:
+        words.append("[\\fB\\-\\-ns\\fR \\fIPID\\fR]")
+    if path:
+        words.append(_bold(path))
+    for piece in _usage_pieces(ctx):
+        words.append("[\\fIOPTIONS\\fR]" if piece == "[OPTIONS]" else _roff(piece))
+    return [".SH SYNOPSIS", " ".join(words)]
 
 
 # Every variable shmctl reads (a test greps the code for os.environ and checks each is here).
@@ -150,8 +168,9 @@ ENVIRONMENT = [
     ("XDG_RUNTIME_DIR", "Where a non-root user's write locks live, when it is a directory of theirs, mode 0700."),
     ("TMPDIR", "Where a non-root user's write locks live otherwise (default /tmp)."),
     ("SHMCTL_ADDRESS", "Set by attach for COMMAND: the address of the segment held."),
-    ("_SHMCTL_COMPLETE, COMP_WORDS, COMP_CWORD", "Set by the completion scripts (shmctl completion) when the "
-                                                 "shell asks shmctl for the words it may complete."),
+    ("_SHMCTL_COMPLETE, COMP_WORDS, COMP_CWORD, COMP_WORDBREAKS, _SHMCTL_WORD",
+     "Set by the completion scripts (shmctl completion) when the shell asks shmctl for the words it may "
+     "complete: the line, the word, and where bash splits words."),
 ]
 
 FILES_USED = [
@@ -182,10 +201,41 @@ def _see_also(path: str) -> List[str]:
     return [".SH SEE ALSO", ",\n".join(_reference(n) for n in ours + SEE_ALSO)]
 
 
+# What a page's line holds at 80 columns (MANWIDTH=80): the section indent (7) and the example's own (4).
+PAGE_WIDTH = 80
+EXAMPLE_WIDTH = PAGE_WIDTH - 7 - 4
+
+
+def _spaces_outside_quotes(line: str) -> List[int]:
+    found, quote = [], ""
+    for i, char in enumerate(line):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == " ":
+            found.append(i)
+    return found
+
+
+def example_lines(line: str, width: int = EXAMPLE_WIDTH) -> List[str]:
+    """An example command as the page shows it: longer than WIDTH, it goes on over shell continuation
+    lines (` \\`, then 4 spaces), broken at spaces outside quotes; still one command when pasted."""
+    lines = []
+    while len(line) > width:
+        cuts = [i for i in _spaces_outside_quotes(line) if 4 < i <= width - 2]
+        if not cuts:
+            break
+        lines.append(line[:cuts[-1]] + " \\")
+        line = "    " + line[cuts[-1] + 1:]
+    return lines + [line]
+
+
 def _examples(path: str) -> List[str]:
     out = [".SH EXAMPLES"]
     for line, why in EXAMPLES.get(path, []):
-        out += [".PP", _roff(why), ".PP", ".RS", ".EX" if False else ".nf", f"\\fB{_roff(line)}\\fR", ".fi", ".RE"]
+        out += [".PP", _roff(why), ".RS 4", ".nf"] + [f"\\fB{_roff(part)}\\fR" for part in example_lines(line)]
+        out += [".fi", ".RE"]
     return out
 
 
@@ -197,23 +247,47 @@ def _common_sections(path: str) -> List[str]:
 
 
 def _head(path: str, summary: str) -> List[str]:
+    """.TH and NAME; no hyphenation and a ragged right margin (`.nh`, `.ad l`), so that no page, option or
+    file name is ever broken at the end of a line."""
     name = page_name(path)
-    return [f'.TH {name.upper()} 1 "{page_date()}" "shmctl {__version__}" "User Commands"',
-            ".SH NAME", f"{_roff(name)} \\- {_roff(summary)}"]
+    return [f'.TH {name.upper()} 1 "{page_date()}" "shmctl {__version__}" "User Commands"', ".nh", ".ad l",
+            ".SH NAME", f"{_roff(name)} \\- {_roff(whatis_entry(summary))}"]
 
 
-def _short(command: click.Command) -> str:
-    return command.get_short_help_str(200).rstrip(".")
+# How long a short description may be: whole in NAME (the whatis line) and in --help's command list.
+WHATIS_MAX = 60
+
+
+def _first_sentence(text: str) -> str:
+    paragraph = " ".join(inspect.cleandoc(click.unstyle(text or "")).split("\n\n")[0].split())
+    match = re.match(r"(.+?[.!?])(?=\s|$)", paragraph)
+    return match[1] if match else paragraph
+
+
+def short(path: str, command: click.Command) -> str:
+    """A command's short description: its short_help, else its help's first sentence, whole and without
+    the final full stop. One longer than WHATIS_MAX stops docgen rather than being cut."""
+    text = " ".join((command.short_help or _first_sentence(command.help)).split()).rstrip(".")
+    if len(text) > WHATIS_MAX or not text:
+        raise SystemExit(f"shmctl {path}: no short description of at most {WHATIS_MAX} characters "
+                         f"(set short_help= on the command): {text!r}")
+    return text
+
+
+def whatis_entry(text: str) -> str:
+    """NAME's description as man-pages(7) and util-linux write it: lower case first (not `SysV`)."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
 
 
 def main_page() -> str:
-    out = _head("", "see, create, fill, hold and remove Linux shared memory (SysV, POSIX, mmap)")
-    out += _synopsis("", cli) + [".SH DESCRIPTION", _paragraphs(cli.help), ".PP",
+    ctx = _context("")
+    out = _head("", "see, create, fill, hold and remove Linux shared memory")
+    out += _synopsis("", ctx) + [".SH DESCRIPTION", _paragraphs(cli.help), ".PP",
                                  "This page is \\fBshmctl\\fR(1), the command; \\fBshmctl\\fR(2) is the system "
-                                 "call. \\fBman 1 shmctl\\fR shows this page.", ".SH OPTIONS"] + _options(cli)
+                                 "call. \\fBman 1 shmctl\\fR shows this page.", ".SH OPTIONS"] + _options(ctx)
     out.append(".SH COMMANDS")
     for path, command in every_command():
-        out += [".TP", _bold(f"shmctl {path}"), _roff(_short(command) + f". See {page_name(path)}(1).")]
+        out += [".TP", _bold(f"shmctl {path}"), _roff(short(path, command) + f". See {page_name(path)}(1).")]
     out.append(".SH ADDRESSES")
     out += _tagged([(_bold(form), meaning) for form, meaning in FORMS])
     return "\n".join(out + _common_sections("")) + "\n"
@@ -224,14 +298,15 @@ def _columns() -> List[str]:
 
 
 def command_page(path: str, command: click.Command) -> str:
-    out = _head(path, _short(command)) + _synopsis(path, command)
+    ctx = _context(path)
+    out = _head(path, short(path, command)) + _synopsis(path, ctx)
     out += [".SH DESCRIPTION", _paragraphs(command.help)]
     subs = subcommands(command)
     if subs:
         out.append(".SH COMMANDS")
-        out += _tagged([(_bold(f"shmctl {path} {sub}"), _short(c) + f". See {page_name(f'{path} {sub}')}(1).")
-                        for sub, c in subs])
-    out += [".SH OPTIONS"] + _options(command)
+        out += _tagged([(_bold(f"shmctl {path} {sub}"), short(f"{path} {sub}", c) +
+                         f". See {page_name(f'{path} {sub}')}(1).") for sub, c in subs])
+    out += [".SH OPTIONS"] + _options(ctx)
     if path in ("list", "stat"):
         out += _columns()
     return "\n".join(out + _common_sections(path)) + "\n"

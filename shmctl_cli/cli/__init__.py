@@ -73,11 +73,12 @@ class ShmctlGroup(LazyGroup):
         write_examples(formatter, "")
 
     def _main_shell_completion(self, ctx_args, prog_name, complete_var=None) -> None:
-        """A completion run (_SHMCTL_COMPLETE set) answers with shmctl's own shell classes."""
-        from .completion import VAR, register
-        if os.environ.get(complete_var or VAR):
-            register()
-        super()._main_shell_completion(ctx_args, prog_name, complete_var)
+        """A completion run (_SHMCTL_COMPLETE set) answers with shmctl's own shell classes, and
+        leaves at once (completion.answer); any other run does not even import them."""
+        if not os.environ.get(complete_var or "_SHMCTL_COMPLETE"):
+            return
+        from .completion import answer
+        answer(lambda: super(ShmctlGroup, self)._main_shell_completion(ctx_args, prog_name, complete_var))
 
 
 class _LazyPid(click.ParamType):
@@ -87,6 +88,10 @@ class _LazyPid(click.ParamType):
     def convert(self, value, param, ctx):
         from .params import PID
         return PID.convert(value, param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from .params import complete_pids
+        return complete_pids(ctx, param, incomplete)
 
 
 @click.group(cls=ShmctlGroup, lazy=COMMANDS, context_settings=CONTEXT, invoke_without_command=True)
@@ -197,6 +202,19 @@ def _silence_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 
 
+def _parsing_context(exc: BaseException) -> Optional[click.Context]:
+    """The context of the command whose arguments click was parsing when it raised a usage
+    error without one (`list -o` with no value, `list --summary=x`): the innermost `ctx` on
+    the way down, so that the hint names `shmctl list --help`, not `shmctl --help`."""
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        ctx = tb.tb_frame.f_locals.get("ctx")
+        if isinstance(ctx, click.Context):
+            found = ctx
+        tb = tb.tb_next
+    return found
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     if not sys.platform.startswith("linux"):
         return _fail(f"this is {sys.platform}: shmctl works only on Linux "
@@ -227,7 +245,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return Exit.BROKEN_PIPE
         raise
     except click.UsageError as exc:  # one line, like every other error
-        command = exc.ctx.command_path if exc.ctx else "shmctl"
+        ctx = exc.ctx or _parsing_context(exc)
+        command = ctx.command_path if ctx else "shmctl"
         return _fail(f"{exc.format_message().rstrip('.')} (see '{command} --help')", exc.exit_code)
     except click.ClickException as exc:
         return _fail(exc.format_message(), exc.exit_code)

@@ -9,7 +9,7 @@ import click
 
 from ..errors import Exit
 from ..signals import STOPS
-from .params import ADDRESS, DURATION
+from .params import ADDRESS, DURATION, complete_attach_command
 
 
 def _child_unblock() -> None:
@@ -57,9 +57,10 @@ def _wait(duration, command) -> int:
             return Exit.stopped_by(info.si_signo)
 
 
-@click.command("attach")
+@click.command("attach", short_help="Hold a segment mapped, so that it shows as attached.")
 @click.argument("address", type=ADDRESS)
-@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- COMMAND [ARGS]...]",
+                shell_complete=complete_attach_command)
 @click.option("--readonly", is_flag=True, help="Map it read-only.")
 @click.option("--lock", is_flag=True, help="mlock the mapping: its pages stay in RAM while held.")
 @click.option("--for", "duration", type=DURATION, metavar="DURATION", help="Hold it this long (30, 1.5s, 10m, 2h).")

@@ -6,8 +6,6 @@ import os
 import sys
 from typing import Callable, Iterator, Optional
 
-from ..units import format_size
-
 PROGRESS_FROM = 64 << 20  # bytes; smaller copies finish before a bar would be seen
 
 
@@ -27,67 +25,92 @@ def check_range(what: str, size: int, offset: int, length: Optional[int]) -> int
 def progress_bar(total: Optional[int], label: str) -> Iterator[Optional[Callable[[int], None]]]:
     """A progress bar on stderr, only when stderr is a terminal, for copies of PROGRESS_FROM
     bytes or more; yields the callback that takes the bytes done so far, or None.
-    A known `total`: the bar, bytes in binary units, percent and the time left. An unknown
-    one (None: stdin, a pipe): bytes so far and the rate, shown once PROGRESS_FROM bytes
-    have gone through (a short pipe never flashes a bar)."""
+    A known `total`: the bar, percent, bytes in binary units, the rate and the time left. An
+    unknown one (None: stdin, a pipe): bytes so far, the rate and the time taken, shown once
+    PROGRESS_FROM bytes have gone through (a short pipe never flashes a bar). The frames are
+    render/progress.py's, fitted to the terminal's real width whatever TERM says."""
     if (total is not None and total < PROGRESS_FROM) or not sys.stderr.isatty():
         yield None
         return
     bar = _Bar(total, label)
     try:
         yield bar.update
-    finally:
-        bar.stop()
+    except BaseException:
+        bar.stop(finished=False)
+        raise
+    bar.stop(finished=True)
 
 
 class _Bar:
-    """rich's Progress, started on the first update that reaches PROGRESS_FROM bytes."""
+    """A one-line bar redrawn in place with a carriage return (no other cursor motion) at
+    most every REDRAW seconds, and wiped at the end: the terminal is left as it was. TERM=dumb
+    (or none) promises no cursor motion at all (an editor's shell buffer, a serial console):
+    there a frame is a line of its own, one every DUMB_EVERY seconds and the last, so a long
+    copy still says how far it is and the screen keeps what it said."""
+    REDRAW = 0.1
+    DUMB_EVERY = 5.0
 
     def __init__(self, total: Optional[int], label: str):
-        self.total, self.label, self.progress, self.task = total, label, None, None
+        import time
+        from ..address import printable
+        self.total, self.label = total, printable(label)
+        self.started = time.monotonic()
+        self.dumb = os.environ.get("TERM", "dumb") in ("dumb", "")
+        self.done, self.drawn_at, self.shown, self.width = 0, None, False, 0
 
     def update(self, done: int) -> None:
-        if self.progress is None:
-            if done < PROGRESS_FROM and self.total is None:
-                return
-            self._start()
-        self.progress.update(self.task, completed=done)
+        import time
+        self.done = done
+        if not self.shown and self.total is None and done < PROGRESS_FROM:
+            return
+        now = time.monotonic()
+        every = self.DUMB_EVERY if self.dumb else self.REDRAW
+        if self.drawn_at is None and self.dumb:
+            self.drawn_at = now  # the first line of a dumb terminal after DUMB_EVERY seconds
+        elif self.drawn_at is None or now - self.drawn_at >= every:
+            self._draw(now)
 
-    def _start(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedColumn, TimeRemainingColumn
-        if self.total is None:
-            columns = ["{task.description}", *_size_columns(), TimeElapsedColumn()]
-        else:
-            columns = ["{task.description}", BarColumn(), TaskProgressColumn(), *_size_columns(),
-                       "ETA", TimeRemainingColumn()]
-        self.progress = Progress(*columns, console=Console(stderr=True), transient=True)
-        self.progress.start()
-        self.task = self.progress.add_task(self.label, total=self.total)
+    def _draw(self, now: float) -> None:
+        from ..render.layout import text_width
+        from ..render.progress import progress_line
+        width = _stderr_width() - 1  # never the last column: a terminal would wrap there
+        frame = progress_line(self.label, self.done, self.total, now - self.started, width)
+        if self.dumb:
+            _say(frame + "\n")
+        else:  # spaces over what a longer frame left, then back to the start of the line
+            cells = text_width([frame])
+            _say("\r" + frame + " " * max(0, self.width - cells) + "\r")
+            self.width = max(self.width, cells)
+        self.drawn_at, self.shown = now, True
 
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+    def stop(self, finished: bool) -> None:
+        """The last frame (all done) where the copy finished, then the line wiped; a dumb
+        terminal keeps the last frame as its line, and gets none after a failure."""
+        import time
+        if self.drawn_at is None:
+            return
+        if finished and (self.dumb or self.shown):
+            self._draw(time.monotonic())
+        if not self.dumb and self.shown:
+            _say("\r" + " " * self.width + "\r")
 
 
-def _size_columns() -> list:
-    """Bytes done (`1.5GiB/4GiB`, or `1.5GiB` when the total is unknown) and the rate
-    (`210MiB/s`), in units.format_size's binary units (rich's own speed is decimal)."""
-    from rich.progress import ProgressColumn
-    from rich.text import Text
+def _stderr_width() -> int:
+    """$COLUMNS when set to a number (as util-linux reads it), else the size of the terminal
+    on stderr, whatever TERM says; 80 if neither is known."""
+    from ..units import is_ascii_digits
+    columns = os.environ.get("COLUMNS", "")
+    if is_ascii_digits(columns) and 0 < int(columns) < 1 << 16:
+        return int(columns)
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns or 80
+    except (OSError, ValueError):
+        return 80
 
-    class Bytes(ProgressColumn):
-        def render(self, task):
-            done = format_size(int(task.completed))
-            return Text(done if task.total is None else f"{done}/{format_size(int(task.total))}",
-                        style="progress.download")
 
-    class Rate(ProgressColumn):
-        def render(self, task):
-            speed = task.finished_speed or task.speed or (task.completed / task.elapsed if task.elapsed else None)
-            return Text("?/s" if speed is None else f"{format_size(int(speed))}/s", style="progress.data.speed")
-
-    return [Bytes(), Rate()]
+def _say(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
 
 
 def open_source(path: str, what: str):

@@ -13,10 +13,11 @@ def _source(path):
     return open_source(path, f"--from {path}") if path is not None else (None, None)
 
 
-@click.command("create")
+@click.command("create", short_help="Create a segment and print its address.")
 @click.argument("address", type=AddressParam(allow_new=True), required=False)
-@click.option("-s", "--size", type=SizeParam(minimum=1), help="Size: 4096, 64K, 1M, 1.5GiB (default: of --from).")
-@click.option("--key", metavar="KEY", help="SysV key, any base (0 = IPC_PRIVATE).")
+@click.option("-s", "--size", type=SizeParam(minimum=1),
+              help="Size: 4096, 64K, 1M, 1.5GiB, 0x1000 (default: of --from).")
+@click.option("--key", metavar="KEY", help="SysV key: decimal, 0x hex or 0o octal (0 = IPC_PRIVATE).")
 @click.option("--ftok", metavar="PATH,PROJ", type=FtokParam(),
               help="SysV key derived by ftok(3) as glibc does: PROJ is a C int (its low 8 bits count) or a character.")
 @click.option("-p", "--mode", type=MODE, default="0600", show_default=True,

@@ -15,7 +15,13 @@ def _colour() -> bool:
     return is_terminal() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-@click.command("doctor")
+def _width():
+    """A terminal's real width to wrap to (whatever TERM says); None on a pipe: not wrapped."""
+    from .output import is_terminal, terminal_width
+    return terminal_width() if is_terminal() else None
+
+
+@click.command("doctor", short_help="Check the host for shared-memory problems and their fixes.")
 @click.option("-J", "--json", "as_json", is_flag=True,
               help='JSON: {"findings": [{"check", "severity", "summary", "evidence", "fix"}], "checks": '
                    '[{"check", "severity"}], "worst"}; severities ok, info, warning, critical.')
@@ -51,5 +57,5 @@ def doctor_command(as_json, verbose, everywhere, expect, only):
     if as_json:
         click.echo(render.report_json(report), nl=False)
     else:
-        click.echo(render.report_text(report, verbose, _colour()), nl=False)
+        click.echo(render.report_text(report, verbose, _colour(), _width()), nl=False)
     return exit_code(report)

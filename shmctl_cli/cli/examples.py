@@ -22,7 +22,7 @@ EXAMPLES: Dict[str, List[Tuple[str, str]]] = {
     ],
     "completion": [
         ("shmctl completion bash > ~/.local/share/bash-completion/completions/shmctl",
-         "Install live completion for bash (pip already installs it system-wide)."),
+         "Install live completion for bash for this user, where the shell does not find pip's copy."),
         ("shmctl completion fish > ~/.config/fish/completions/shmctl.fish", "The same for fish."),
         ("shmctl completion zsh > ~/.zfunc/_shmctl", "The same for zsh (~/.zfunc in fpath)."),
     ],

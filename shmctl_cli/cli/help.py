@@ -58,7 +58,7 @@ def resolve(ctx: click.Context, words: Tuple[str, ...]) -> click.Context:
     return context
 
 
-@click.command("help")
+@click.command("help", short_help="Show the help of shmctl or of one of its commands.")
 @click.argument("words", nargs=-1, metavar="[COMMAND [SUBCOMMAND]]", shell_complete=command_words_completer)
 @click.pass_context
 def help_command(ctx: click.Context, words: Tuple[str, ...]):

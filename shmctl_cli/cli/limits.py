@@ -8,19 +8,28 @@ from typing import List, Optional, Tuple
 import click
 
 from ..errors import Exit
-from .output import is_terminal, note, print_rich, terminal_option_list
+from .output import data, is_terminal, note, print_rich, terminal_option_list
 from .params import FILE, SIZE, NumberParam, SizeParam, complete_groups, complete_sysctl
 
 JSON_HELP = "JSON: numbers as numbers, sizes in bytes."
+NOTRUNCATE_HELP = ("Never cut or drop a column to fit the terminal. Without it, a narrow terminal cuts the "
+                   "prose with '…' and then drops the least important columns; NAME stays whole.")
 PERSIST_HELP = ("Also write the values to a sysctl.d file so that they survive a reboot: FILE, or "
                 "/etc/sysctl.d/60-shmctl.conf (SHMCTL_SYSCTL_DIR overrides the directory); other lines are kept.")
 
 
-def _style(exact: bool, human: bool = False, notruncate: bool = False):
-    """Sizes and the terminal's width as for `list` (cli/output.style_options)."""
+def _style(out):
+    """Sizes and the terminal's width as for `list` (cli/output.style_options): human sizes
+    and a fitted table on a terminal, bytes elsewhere; -b, --human and -W override."""
     from ..render import Style
-    from .output import Output, style_options
-    return Style(**style_options(exact, Output(human=human, notruncate=notruncate)))
+    from .output import style_options
+    return Style(**style_options(out.exact, out))
+
+
+def _plain_style(exact: bool = False, notruncate: bool = False):
+    """The style of a subcommand's table: -b and -W, the rest as on this stdout."""
+    from .output import Output
+    return _style(Output(exact=exact, notruncate=notruncate))
 
 
 def _system():
@@ -34,19 +43,41 @@ def _collect(system):
     return collect(system)
 
 
-@click.group("limits", invoke_without_command=True)
-@click.option("-J", "--json", "as_json", is_flag=True, help=JSON_HELP)
+def _complete_columns(ctx, param, incomplete):
+    """-o: the limits' and pools' column names, after a comma or a `+` too."""
+    from ..render.limits import ALL_COLUMNS
+    head, comma, last = incomplete.rpartition(",")
+    plus = "+" if not comma and last.startswith("+") else ""
+    chosen = {c.strip().lstrip("+").upper() for c in head.split(",")}
+    return [head + comma + plus + name for name in ALL_COLUMNS
+            if name.startswith(last[len(plus):].upper()) and name not in chosen]
+
+
+@click.group("limits", invoke_without_command=True, short_help="Show the kernel's shared-memory limits and their use.")
+@click.option("-J", "--json", "as_json", is_flag=True,
+              help=JSON_HELP + " With -o or --output-all: the rows of the tables, with those columns.")
 @click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
 @click.option("-r", "--raw", is_flag=True, help="Unaligned, one space between columns.")
 @click.option("-n", "--noheadings", is_flag=True, help="No header lines.")
+@click.option("-e", "--export", "export", is_flag=True,
+              help='One line per row of COLUMN="value" pairs (lsipc -g -e), safe for eval.')
+@click.option("-y", "--shell", "shell", is_flag=True,
+              help="With --export/--newline: column names usable as shell variables (USE% -> USE_PCT).")
+@click.option("--newline", is_flag=True,
+              help='Each COLUMN="value" on a line of its own, a blank line between rows (lsipc -n).')
+@click.option("-o", "--output", "columns", metavar="COLS", shell_complete=_complete_columns,
+              help="Comma-separated columns; '+COLS' adds to the defaults (NAME,VALUE,USED,USE%,UNIT, and "
+                   "DESCRIPTION on a terminal). lsipc -g's RESOURCE, DESCRIPTION, LIMIT, USED and USE% are "
+                   "columns too; POOL, TOTAL, FREE, ... are the huge page pools'. --list-columns lists them all.")
+@click.option("--output-all", is_flag=True, help="Every column of both tables.")
+@click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit.")
 @terminal_option_list(notruncate=True, times=False)
 @click.option("-A", "--all-namespaces", "everywhere", is_flag=True,
               help="Also every other IPC namespace (SysV use) and every /dev/shm (capacity, promised, "
                    "committed), one line each with its container: which container's /dev/shm is about to "
                    "be full. Root sees them all.")
 @click.pass_context
-def limits_command(ctx, as_json, exact, everywhere, raw=False, noheadings=False, human=False,
-                   notruncate=False):
+def limits_command(ctx, everywhere, list_columns, **options):
     """Show the kernel limits on shared memory, with what is in use and USE%: SHMMAX, SHMALL
     (in pages and bytes), SHMMNI, SHMMIN, shm_rmid_forced, the /dev/shm tmpfs, MemTotal,
     Shmem, Hugetlb, RLIMIT_MEMLOCK, vm.hugetlb_shm_group and every huge page pool.
@@ -60,7 +91,18 @@ def limits_command(ctx, as_json, exact, everywhere, raw=False, noheadings=False,
     """
     if ctx.invoked_subcommand is not None:
         return None
-    _check_table_flags(as_json, raw, noheadings)
+    if list_columns:
+        from ..render.limits import column_help
+        click.echo(column_help(), nl=False)
+        return Exit.OK
+    from .output import Output
+    return show_limits(Output(time_format=None, **options), everywhere)  # the limits hold no times
+
+
+def show_limits(out, everywhere: bool, command: str = "limits") -> int:
+    """`limits` and `list -l`/`list -g`: the output options of `out` (cli/output.Output) in
+    the forms of `list`; `command` names the one typed, in usage errors."""
+    check_forms(out, everywhere, command)
     from ..render import limits as render
     system = _system()
     limits = _collect(system)
@@ -70,25 +112,47 @@ def limits_command(ctx, as_json, exact, everywhere, raw=False, noheadings=False,
     for namespace, theirs in others:
         for warning in theirs.warnings():
             note(f"warning: {namespace.label} ({namespace.container or f'pid {namespace.pid}'}): {warning}")
-    if as_json:
-        data = render.limits_dict(limits)
-        if everywhere:
-            data["namespaces"] = render.namespace_limits_dicts(others)
-        click.echo(render.to_json(data), nl=False)
-    elif is_terminal() and not (raw or noheadings):
-        print_rich(render.limits_rich(limits, _style(exact, human, notruncate)))
+    text_form = out.raw or out.noheadings or out.export or out.newline
+    rich = is_terminal() and not (out.as_json or text_form)
+    choice = render.choose_columns(out.columns, out.output_all, terminal=rich)
+    style = _style(out)
+    if out.as_json:
+        data(render.to_json(_json(render, limits, choice, others)))
+    elif out.export or out.newline:
+        data(render.limits_export(limits, style, choice, shell=out.shell, newline=out.newline))
+    elif rich:
+        print_rich(render.limits_rich(limits, style, choice))
     else:
-        click.echo(render.limits_text(limits, _style(exact, human), raw=raw, headings=not noheadings), nl=False)
-    if others and not as_json:
-        click.echo("\n" + render.namespace_limits_text(others, _style(exact, human, notruncate)), nl=False)
+        data(render.limits_text(limits, style, choice, raw=out.raw, headings=not out.noheadings))
+    if others and not out.as_json:
+        data("\n" + render.namespace_limits_text(others, style))
     return Exit.OK
 
 
-def _check_table_flags(as_json: bool, raw: bool, noheadings: bool) -> None:
+def _json(render, limits, choice, others) -> dict:
+    """The document (grouped by subject), or with -o/--output-all the rows of those columns."""
+    if choice.rows:
+        return render.limits_rows_dict(limits, choice)
+    document = render.limits_dict(limits)
+    if others:
+        document["namespaces"] = render.namespace_limits_dicts(others)
+    return document
+
+
+def check_forms(out, everywhere: bool, command: str = "limits") -> None:
+    """Options that cannot both hold, or that mean nothing for the limits (`list -l --time-format`):
+    a usage error, never one silently ignored."""
     from ..errors import UsageError
-    if as_json and (raw or noheadings):
-        raise UsageError("limits", f"--json conflicts with {'--raw' if raw else '--noheadings'}",
-                         "JSON has no other form")
+    from .output import check_output_conflicts
+    check_output_conflicts(out, command)  # as for `list`: one output form, -y with -e, ...
+    chosen = [flag for flag, on in (("-o", out.columns), ("--output-all", out.output_all), ("--export", out.export),
+                                    ("--newline", out.newline)) if on]
+    if everywhere and chosen:
+        raise UsageError(command, f"-A conflicts with {chosen[0]}", "-A adds tables of its own columns: drop one")
+    for flag, attr, what in (("--time-format", "time_format", "times"), ("-P", "numeric_perms", "permissions"),
+                             ("--numeric-ids", "numeric_ids", "user or group names")):
+        if getattr(out, attr, None):  # `list` has them; the limits hold none of these
+            raise UsageError(command, f"-l/-g conflicts with {flag}", f"the limits show no {what}: drop {flag}")
 
 
 def _other_namespaces(system) -> list:
@@ -104,7 +168,7 @@ def _split_persist(assignments: Tuple[str, ...], persist: Optional[str]) -> Tupl
     return list(assignments), persist
 
 
-@limits_command.command("set")
+@limits_command.command("set", short_help="Set shmmax, shmall, shmmni or shm_rmid_forced.")
 @click.argument("assignments", nargs=-1, metavar="NAME=VALUE...", shell_complete=complete_sysctl)
 @click.option("--persist", is_flag=False, flag_value="", default=None, type=FILE, metavar="[FILE]", help=PERSIST_HELP)
 @click.option("--dry-run", is_flag=True, help="Print the sysctl lines and what would change; change nothing.")
@@ -158,7 +222,7 @@ def _report_changes(changes, plan, dry_run: bool, as_json: bool) -> None:
         click.echo(render.sysctl_lines(changes), nl=False)
 
 
-@limits_command.command("hugepages")
+@limits_command.command("hugepages", short_help="Show the huge page pools, or size one.")
 @click.option("--size", type=SIZE, metavar="SIZE", help="The pool's page size (2M, 1G); default: Hugepagesize.")
 @click.option("--count", type=NumberParam("--count"), help="Pages the pool should hold (its nr_hugepages).")
 @click.option("--overcommit", type=NumberParam("--overcommit"),
@@ -167,7 +231,8 @@ def _report_changes(changes, plan, dry_run: bool, as_json: bool) -> None:
               help="Also write vm.nr_hugepages (default page size) to sysctl.d, as for `limits set`; "
                    "for other sizes, print the kernel command line to use.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def hugepages_command(size, count, overcommit, persist, as_json):
+@click.option("-W", "--notruncate", is_flag=True, help=NOTRUNCATE_HELP)
+def hugepages_command(size, count, overcommit, persist, as_json, notruncate):
     """Show the huge page pools, or size one: --count N sets its nr_hugepages and reports
     how many pages the kernel really allocated (fewer than asked: exit 6)."""
     from ..errors import UsageError
@@ -180,7 +245,7 @@ def hugepages_command(size, count, overcommit, persist, as_json):
     if count is None and overcommit is None:
         if persist is not None:
             raise UsageError("--persist", "nothing to persist", "give --count or --overcommit")
-        return _show_pools(limits, size, as_json)
+        return _show_pools(limits, size, as_json, notruncate)
     if count is not None:
         hp.check_memory(limits, pool, count)
     hp.require_writable(pool, system)
@@ -202,7 +267,7 @@ def hugepages_command(size, count, overcommit, persist, as_json):
     if as_json:
         click.echo(render.to_json(render.pool_result_dict(result, plan.path if plan else None)), nl=False)
     else:
-        click.echo(render.pools_text([result.pool], _style(False)), nl=False)
+        data(render.pools_text([result.pool], _plain_style(notruncate=notruncate)))
     if hp.surplus_note(result):
         note(hp.surplus_note(result))
     if result.short:
@@ -210,13 +275,13 @@ def hugepages_command(size, count, overcommit, persist, as_json):
     return Exit.OK
 
 
-def _show_pools(limits, size, as_json) -> int:
+def _show_pools(limits, size, as_json: bool, notruncate: bool) -> int:
     from ..render import limits as render
     pools = [p for p in limits.pools if size is None or p.size == size]
     if as_json:
         click.echo(render.to_json({"pools": [render.pool_dict(p) for p in pools]}), nl=False)
     else:
-        click.echo(render.pools_text(pools, _style(False)), nl=False)
+        data(render.pools_text(pools, _plain_style(notruncate=notruncate)))
     return Exit.OK
 
 
@@ -232,7 +297,7 @@ def _resolve_group(text: Optional[str]) -> Optional[int]:
         raise UsageError(f"unknown group '{text}'", "no such group name", "give a name or a numeric gid") from None
 
 
-@limits_command.command("recommend")
+@limits_command.command("recommend", short_help="Recommend the limits a workload of SIZE needs.")
 @click.option("--for", "size", type=SizeParam(minimum=1), required=True, metavar="SIZE",
               help="Shared memory the workload needs (PostgreSQL shared_buffers, an Oracle SGA, ...).")
 @click.option("--segments", type=NumberParam("--segments", minimum=1), default=1, show_default=True,
@@ -244,7 +309,8 @@ def _resolve_group(text: Optional[str]) -> Optional[int]:
 @click.option("--apply", is_flag=True, help="Make the changes (root): limits set, the pool, hugetlb_shm_group.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
-def recommend_command(size, segments, hugepages, huge_size, group, apply, as_json, exact):
+@click.option("-W", "--notruncate", is_flag=True, help=NOTRUNCATE_HELP)
+def recommend_command(size, segments, hugepages, huge_size, group, apply, as_json, exact, notruncate):
     """What a workload needing SIZE of shared memory needs of shmmax, shmall, shmmni,
     nr_hugepages, memlock and hugetlb_shm_group, against what is set now, and the
     commands that get there. Changes nothing unless --apply."""
@@ -263,11 +329,12 @@ def recommend_command(size, segments, hugepages, huge_size, group, apply, as_jso
     if apply:
         from ..limits.recommend import require_apply_rights
         require_apply_rights(rec, system)
-    style = _style(exact)
+    style = _plain_style(exact, notruncate)
     if as_json:
         click.echo(render.to_json(render.recommendation_dict(rec, apply)), nl=False)
     elif is_terminal():
         print_rich(render.recommendation_rich(rec, style))
+        data(render.commands_text(rec))
     else:
         click.echo(render.recommendation_text(rec, style), nl=False)
     _recommend_notes(rec, apply)

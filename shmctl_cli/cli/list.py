@@ -8,9 +8,9 @@ import click
 
 from .. import KINDS
 from ..errors import Exit
-from .output import (choose_columns, data, is_terminal, make_style, may_miss_holders, note, note_hidden, output_options,
-                     print_rich)
-from .params import SIZE, complete_columns, complete_users
+from .output import (choose_columns, data, make_style, may_miss_holders, note, note_hidden, output_options,
+                     render_inventory)
+from .params import SIZE, complete_columns, complete_segment_ids, complete_users
 
 if TYPE_CHECKING:
     from ..model import Inventory, Segment
@@ -62,35 +62,41 @@ PRESETS = {
 }
 
 
-def preset_columns(preset: str, kinds: List[str]) -> List[str]:
-    names = list(PRESETS[preset])
-    if preset == "time":  # files have an mtime too: when they are listed
-        from ..fields import COLUMNS
-        names += [c for c in ("MTIME",) if set(kinds) & set(COLUMNS[c].kinds)]
-    return names
+def preset_columns(presets: Sequence[str], kinds: Sequence[str]) -> List[str]:
+    """The columns of -t, -c and -p, and of two or three of them together (lsipc combines
+    them too): their union in the order time, creator, pid, ADDRESS first, each column once."""
+    names: List[str] = []
+    for preset, columns in PRESETS.items():
+        if preset in presets:
+            names += columns
+            if preset == "time":  # files have an mtime too: when they are listed
+                from ..fields import COLUMNS
+                names += [c for c in ("MTIME",) if set(kinds) & set(COLUMNS[c].kinds)]
+    return list(dict.fromkeys(names))
 
 
-def _preset(time_, creator, pid) -> Optional[str]:
-    from ..errors import UsageError
-    chosen = [name for name, on in (("time", time_), ("creator", creator), ("pid", pid)) if on]
-    if len(chosen) > 1:
-        raise UsageError("list", f"-{chosen[0][0]} and -{chosen[1][0]} choose different columns", "give one of -t, -c, -p")
-    return chosen[0] if chosen else None
+def _presets(time_, creator, pid) -> Tuple[str, ...]:
+    return tuple(name for name, on in (("time", time_), ("creator", creator), ("pid", pid)) if on)
 
 
-def check_conflicts(out, preset, summary, segment_id, limits, details) -> None:
+def _flags(presets: Sequence[str]) -> str:
+    return "/".join(f"-{name[0]}" for name in presets)
+
+
+def check_conflicts(out, preset, summary, segment_id, limits, details, sort_column=None) -> None:
     """Options that cannot both hold: a usage error (exit 2), never one silently ignored."""
     from ..errors import UsageError
     from .output import check_output_conflicts
     check_output_conflicts(out)
     cols = out.columns or ""
     if preset and cols and not cols.startswith("+"):
-        raise UsageError("list", f"-{preset[0]} conflicts with -o {cols}", f"-o +{cols} adds columns to -{preset[0]}")
+        raise UsageError("list", f"{_flags(preset)} conflicts with -o {cols}", f"-o +{cols} adds columns to {_flags(preset)}")
     if summary and (cols or out.output_all or preset):
         raise UsageError("list", "-u conflicts with -o/--output-all/-t/-c/-p", "-u prints totals, no columns")
-    if limits and (segment_id is not None or summary or preset or cols or out.output_all or details[0]
-                   or details[1] not in (None, "-A")):
-        raise UsageError("list", "-l/-g prints the limits", "give it alone (with -J, -b, -r, -n, -A)")
+    if summary and sort_column:
+        raise UsageError("list", "-u conflicts with --sort", "-u prints totals per kind, no segments to sort")
+    if limits and (segment_id is not None or summary or preset or details[0] or details[1] not in (None, "-A")):
+        raise UsageError("list", "-l/-g prints the limits", "give it alone, or with output options and -A")
     if details[0] and segment_id is None:
         raise UsageError("list", "--list lists the segment of -i", "add -i ID")
     if segment_id is not None and details[1]:
@@ -104,12 +110,13 @@ def _id_address(text: str):
     return parse_address(f"sysv:{text}" if re.fullmatch("[0-9]+", text) else text)
 
 
-@click.command("list")
+@click.command("list", short_help="List shared-memory segments: SysV, POSIX and mmap.")
 @click.option("-k", "--kind", "kinds", type=click.Choice(KINDS), multiple=True,
               help="Only this kind (repeatable). Default: all three.")
 @click.option("-m", "--shmems", "shmems", is_flag=True, help="SysV segments (ipcs -m habit).")
 @click.option("-t", "--time", "time_", is_flag=True,
-              help="Columns of times: ADDRESS ID OWNER ATIME DTIME CTIME (+ MTIME for files; ipcs -t).")
+              help="Columns of times: ADDRESS ID OWNER ATIME DTIME CTIME (+ MTIME for files; ipcs -t). -t, -c "
+                   "and -p combine, each column once (lsipc -c -t).")
 @click.option("-c", "--creator", is_flag=True,
               help="Columns of creator and owner: PERMS CUID CUSER CGID CGROUP UID OWNER GID GROUP (ipcs -c).")
 @click.option("-p", "--pid", "--processes", "pid", is_flag=True,
@@ -125,13 +132,14 @@ def _id_address(text: str):
               help="Every IPC namespace and every /dev/shm on the host (containers), the own first, with "
                    "NAMESPACE and CONTAINER columns. Root sees them all.")
 @click.option("-u", "--summary", is_flag=True, help="Totals per kind, and how much of Shmem they explain.")
-@click.option("-i", "--id", "segment_id", metavar="ID",
-              help="One segment in detail, as `stat` shows it (ipcs -m -i): a shmid, or any address.")
+@click.option("-i", "--id", "segment_id", metavar="ID", shell_complete=complete_segment_ids,
+              help="One segment in detail, as `stat` shows it (ipcs -m -i): a shmid, or any address. As with "
+                   "lsipc -i, -o/-t/-c/-p choose its fields and -r/-n/-e/--newline/-J its form.")
 @click.option("--list", "as_list", is_flag=True, help="With -i: a one-row table instead of the details (lsipc -l).")
 @click.option("-l", "--limits", "limits", is_flag=True, help="The limits, as `shmctl limits` prints them (ipcs -l).")
 @click.option("-g", "--global", "limits_", is_flag=True, help="The same as -l (lsipc -g).")
 @click.option("--sort", "sort_column", metavar="COL", shell_complete=complete_columns, help="Sort by a column (sizes and ids as numbers).")
-@click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit.")
+@click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit (with -J: as JSON).")
 @output_options
 @click.pass_context
 def list_command(ctx, kinds, shmems, time_, creator, pid, all_, user, orphans, min_size, everywhere, summary,
@@ -152,21 +160,20 @@ def list_command(ctx, kinds, shmems, time_, creator, pid, all_, user, orphans, m
     from ..fields import COLUMNS, default_columns
 
     if list_columns:
-        for name, column in COLUMNS.items():
-            click.echo(f"{name:<10} {column.help}")
-        return Exit.OK
-    preset = _preset(time_, creator, pid)
+        return print_columns(ctx, out.as_json)
+    preset = _presets(time_, creator, pid)
     filters = [flag for flag, on in (("--user", user is not None),
                                      ("--orphans", orphans), ("--min-size", min_size), ("-u", summary),
                                      ("--sort", sort_column), ("-a", all_), ("-A", everywhere)) if on]
     check_conflicts(out, preset, summary, segment_id, limits or limits_,
-                    (as_list, filters[0] if filters else None))
+                    (as_list, filters[0] if filters else None), sort_column)
     if limits or limits_:
-        from .limits import limits_command
-        return ctx.invoke(limits_command, as_json=out.as_json, exact=out.exact, everywhere=everywhere,
-                          raw=out.raw, noheadings=out.noheadings)
+        from .limits import show_limits  # every output option passed on: -o, -e, --human, -W, ...
+        return show_limits(out, everywhere, "list")
     if segment_id is not None:
-        return show_one(_id_address(segment_id), out, as_list)
+        from .stat import show_segment
+        columns = (lambda kind: preset_columns(preset, [kind])) if preset else None  # its kind: once found
+        return show_segment(_id_address(segment_id), out, columns, as_list)
     chosen = _kinds(kinds, shmems)
     defaults = preset_columns(preset, chosen) if preset else default_columns(chosen, everywhere)
     names = choose_columns(out.columns, out.output_all, defaults)
@@ -185,7 +192,29 @@ def list_command(ctx, kinds, shmems, time_, creator, pid, all_, user, orphans, m
         inv.meminfo = backend.meminfo(view)
     json_columns = names if (out.columns or preset) else None  # --output-all: every JSON field
     render_inventory(inv, chosen, names, style, out, summary, processes, json_columns)
-    report_unseen(inv, view, names if not (out.as_json and json_columns is None) else _json_names(processes))
+    report_unseen(inv, view, names if not (out.as_json and json_columns is None) else _json_names(processes),
+                  chosen, summary)
+    return Exit.OK
+
+
+def print_columns(ctx, as_json: bool) -> Exit:
+    """--list-columns: each column and what it holds; with --json as a document (as
+    util-linux's --list-columns honours -J). Any other option would be ignored: a usage error."""
+    from click.core import ParameterSource
+    from ..errors import UsageError
+    from ..fields import COLUMNS
+    given = [p.opts[0] for p in ctx.command.params if p.name not in ("list_columns", "as_json")
+             and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
+    if given:
+        raise UsageError("list", f"--list-columns conflicts with {given[0]}", "give it alone, or with --json")
+    if as_json:
+        from ..fields import ALIASES
+        from ..render import to_json
+        data(to_json({"columns": [{"name": name, "key": c.key, "kinds": list(c.kinds), "description": c.help}
+                                  for name, c in COLUMNS.items()], "aliases": dict(ALIASES)}))
+        return Exit.OK
+    from ..fields import columns_listing  # the columns, then lsipc's names for some (USER = OWNER)
+    data("".join(line + "\n" for line in columns_listing()))
     return Exit.OK
 
 
@@ -194,46 +223,12 @@ def _json_names(processes: bool) -> List[str]:
     return [n for n in COLUMNS if processes or n != "PROCESSES"]
 
 
-def show_one(address, out, as_list: bool):
-    """-i ID: what `stat` prints; with --list a one-row table of the kind's default columns."""
-    from .stat import show_segment
-    if not as_list:
-        return show_segment(address, out.as_json, make_style(out.exact, out.numeric_ids, out))
-    from .. import kinds as backend
-    from ..fields import default_columns
-    from ..model import Inventory
-    view = backend.View()
-    segment = backend.find(address, view)
-    names = choose_columns(out.columns, out.output_all, default_columns([segment.kind]))
-    inv = Inventory()
-    inv.segments = [segment]
-    style = make_style(out.exact, out.numeric_ids, out)
-    json_columns = names if out.columns else None
-    render_inventory(inv, [segment.kind], names, style, out, False, False, json_columns)
-    return Exit.OK
-
-
-def render_inventory(inv, chosen, names, style, out, summary, processes, json_columns=None) -> None:
-    from .. import render
-    totals = render.summarize(inv, chosen) if summary else None
-    if out.as_json:
-        for text in render.inventory_json_chunks(inv, style, processes, totals, json_columns):
-            data(text)  # written as rendered: no whole document in memory
-    elif summary:
-        data(render.summary_text(totals, style))
-    elif out.export or out.newline:
-        from ..render.export import export_text
-        data(export_text(inv.segments, names, style, shell=out.shell, newline=out.newline))
-    elif is_terminal() and not out.raw:
-        print_rich(render.rich_table(inv.segments, names, style, headings=not out.noheadings))
-    else:
-        for text in render.plain_table_chunks(inv.segments, names, style, headings=not out.noheadings, raw=out.raw):
-            data(text)
-
-
-def hidden_matters(segments, names: Sequence[str]) -> bool:
+def hidden_matters(segments, names: Sequence[str], kinds: Sequence[str] = ()) -> bool:
     """Whether hidden processes change what is shown: a PROCESSES column that may miss some, a
-    NATTCH of `N+`/`?`, a status or reason of `orphan?`."""
+    NATTCH of `N+`/`?`, a status or reason of `orphan?`, or a kind whose segments only the
+    processes show (mmap: a hidden process hides whole segments)."""
+    if _found_in_processes(kinds):
+        return True
     if "PROCESSES" in names and any(map(may_miss_holders, segments)):
         return True
     if "NATTCH" in names and any(s.nattch_unsure for s in segments):
@@ -241,8 +236,25 @@ def hidden_matters(segments, names: Sequence[str]) -> bool:
     return bool({"STATUS", "ORPHAN"} & set(names)) and any(s.orphan_unsure for s in segments)
 
 
-def report_unseen(inv: "Inventory", view, names: Sequence[str]) -> None:
-    if view.host.scanned and view.maps.hidden_pids and hidden_matters(inv.segments, names):
+def hidden_changes_summary(segments, kinds: Sequence[str]) -> bool:
+    """Whether hidden processes change -u's totals: the count of a kind that only the
+    processes show, or the deleted objects still held (only the processes show those, and
+    the pids that free them). SysV and POSIX counts, sizes and RSS are the kernel's and
+    /dev/shm's: no."""
+    return _found_in_processes(kinds) or any(s.deleted for s in segments)
+
+
+def _found_in_processes(kinds: Sequence[str]) -> bool:
+    from .. import kinds as backend
+    return any(backend.kind(name).found_in_processes for name in kinds)
+
+
+def report_unseen(inv: "Inventory", view, names: Sequence[str], kinds: Sequence[str] = (),
+                  summary: bool = False) -> None:
+    """The hidden-processes note, once, where they change the answer printed (the table's
+    columns, or -u's totals)."""
+    if view.host.scanned and view.maps.hidden_pids and (hidden_changes_summary(inv.segments, kinds) if summary
+                                                         else hidden_matters(inv.segments, names, kinds)):
         note_hidden(view.maps.hidden_pids)
     if inv.skipped:
         note(f"not segments, left out: {', '.join(inv.skipped)}")

@@ -7,10 +7,10 @@ import click
 
 from .. import KINDS
 from ..errors import Exit
-from .params import FILE, NumberParam
+from .params import DIR, NumberParam
 
 
-@click.command("metrics")
+@click.command("metrics", short_help="Print Prometheus metrics of segments, limits and pools.")
 @click.option("--top", type=NumberParam("--top count", minimum=0), default=50, show_default=True, metavar="N",
               help="Series of their own for the N segments using the most memory (rss+swap); the others are "
                    "summed per kind and owner in shmctl_other_*. 0: none one by one.")
@@ -20,7 +20,7 @@ from .params import FILE, NumberParam
 @click.option("-k", "--kind", "kinds", type=click.Choice(KINDS), multiple=True,
               help="Only this kind (repeatable; default: all three). SysV limits come with sysv, /dev/shm "
                    "with posix.")
-@click.option("--textfile-dir", "textfile_dir", type=FILE, metavar="DIR",
+@click.option("--textfile-dir", "textfile_dir", type=DIR, metavar="DIR",
               help="Write DIR/shmctl.prom for node_exporter's textfile collector instead of stdout: "
                    "atomically (temp file, fsync, rename), mode 0644, a symlink at the name replaced, "
                    "never followed.")
@@ -52,11 +52,12 @@ def metrics_command(top: int, here: bool, kinds: Tuple[str, ...], textfile_dir: 
 
 
 def _check_directory(directory: str) -> None:
-    """A missing or unusable DIR fails at once, before the collection: 2 when it is no
-    directory, 4 when it may not be reached."""
+    """A missing or unusable DIR fails at once, before the collection: 2 when it does not
+    exist, 4 when it may not be reached, 1 when it is something else than a directory (the
+    local-file rule of errors.local_error)."""
     import os
     import stat
-    from ..errors import PermissionDenied, UsageError
+    from ..errors import PermissionDenied, ShmctlError, UsageError
     what, hint = f"--textfile-dir {directory}", "give the directory node_exporter's --collector.textfile.directory reads"
     try:
         is_dir = stat.S_ISDIR(os.stat(directory).st_mode)
@@ -65,4 +66,4 @@ def _check_directory(directory: str) -> None:
     except OSError:
         raise UsageError(what, "no such directory", hint) from None
     if not is_dir:
-        raise UsageError(what, "not a directory", hint)
+        raise ShmctlError(what, "not a directory", hint)

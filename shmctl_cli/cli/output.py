@@ -30,22 +30,29 @@ TIME_FORMAT_HELP = ("Times: short (HH:MM today, Nov24 this year, 2025-Nov24 befo
                     "2026 UTC) or iso (2026-11-24T00:43:45+00:00). Default: short on a terminal, iso on a pipe.")
 
 
-def terminal_options(time_help: str = TIME_FORMAT_HELP, notruncate: bool = True, times: bool = True) -> list:
+NOTRUNCATE_HELP = ("Never cut or drop a column to fit the terminal. Without it, a narrow terminal cuts long names "
+                   "with '…' and then drops the least important columns; -o COLS keeps the columns named (a "
+                   "record per segment where they cannot fit). A long address is never cut: it stands on a line "
+                   "of its own.")
+
+
+def terminal_options(time_help: str = TIME_FORMAT_HELP, notruncate: bool = True, times: bool = True,
+                     notruncate_help: str = NOTRUNCATE_HELP) -> list:
     """--human, --time-format and -W/--notruncate: how a terminal shows sizes, times and wide tables."""
     options = [click.option("--human", is_flag=True,
                             help="Sizes in binary units (4KiB, 1.5MiB) even on a pipe (ipcs --human); -b wins.")]
     if times:
         options.append(click.option("--time-format", type=click.Choice(["short", "full", "iso"]), help=time_help))
     if notruncate:
-        options.append(click.option(
-            "-W", "--notruncate", is_flag=True,
-            help="Never cut or drop a column to fit the terminal. Without it, a narrow terminal cuts long names "
-                 "with '…' and then drops the least important columns; -o COLS keeps the columns named."))
+        options.append(click.option("-W", "--notruncate", is_flag=True, help=notruncate_help))
     return options
 
 
 STAT_TIME_HELP = ("Times: full (Tue Nov 24 00:43:45 2026 UTC), short (HH:MM today, Nov24 this year, 2025-Nov24 "
                   "before) or iso (2026-11-24T00:43:45+00:00). Default: full on a terminal, iso on a pipe.")
+STAT_NOTRUNCATE_HELP = ("Never cut or drop a column of a table to fit the terminal (the attached processes, or the "
+                        "row of -n). Without it, a narrow terminal cuts long commands with '…' and then drops the "
+                        "least important columns; -o COLS keeps the columns named.")
 
 
 def terminal_option_list(time_help: str = TIME_FORMAT_HELP, notruncate: bool = True, times: bool = True):
@@ -74,8 +81,9 @@ def pinned_columns(out) -> list:
     from ..fields import COLUMNS
     if getattr(out, "output_all", False):
         return list(COLUMNS)
+    from ..fields import ALIASES
     spec = getattr(out, "columns", None) or ""
-    return [c.strip().upper() for c in spec.lstrip("+").split(",") if c.strip()]
+    return [ALIASES.get(c.strip().upper(), c.strip().upper()) for c in spec.lstrip("+").split(",") if c.strip()]
 
 
 def note(message: str) -> None:
@@ -112,7 +120,10 @@ class Output:
         return f"Output({self.__dict__!r})"
 
 
-def _output_option_list() -> list:
+COLUMNS_HELP = "Comma-separated columns; '+COLS' adds to the defaults. See --list-columns."
+
+
+def _output_option_list(time_help: str, notruncate_help: str, columns_help: str) -> list:
     return [
         click.option("-J", "--json", "as_json", is_flag=True, help="JSON: numbers as numbers, ISO 8601 times, bytes."),
         click.option("-r", "--raw", is_flag=True, help="Unaligned, one space between columns."),
@@ -123,61 +134,75 @@ def _output_option_list() -> list:
                      help="With --export/--newline: column names usable as shell variables (USE% -> USE_PCT)."),
         click.option("--newline", is_flag=True,
                      help='Each COLUMN="value" on a line of its own, a blank line between segments (lsipc -n).'),
-        click.option("-o", "--output", "columns", metavar="COLS", shell_complete=_complete_columns,
-                     help="Comma-separated columns; '+COLS' adds to the defaults. See --list-columns."),
+        click.option("-o", "--output", "columns", metavar="COLS", shell_complete=_complete_columns, help=columns_help),
         click.option("--output-all", is_flag=True, help="Every column."),
         click.option("-b", "--bytes", "exact", is_flag=True,
                      help="Sizes in bytes (the default when stdout is not a terminal)."),
-        *terminal_options(),
-        click.option("--numeric-ids", is_flag=True, help="User and group ids, not names."),
-        click.option("-P", "--numeric-perms", is_flag=True, help="Permissions in octal (PERMS already is; lsipc -P)."),
+        *terminal_options(time_help, notruncate_help=notruncate_help),
+        click.option("--numeric-ids", is_flag=True,
+                     help="Tables: ids, not names, in OWNER, GROUP, CUSER, CGROUP (ls -n); JSON and -e keep names."),
+        click.option("-P", "--numeric-perms", is_flag=True,
+                     help="Permissions in octal only (PERMS already is; stat's perms line drops its rwx; lsipc -P)."),
     ]
 
 
-def check_output_conflicts(out: Output) -> None:
-    """Options that cannot both hold are a usage error, never one silently winning."""
+def check_output_conflicts(out: Output, command: str = "list") -> None:
+    """Options that cannot both hold, or one that would be ignored, are a usage error, never
+    one silently winning: JSON has one form (bytes, ISO 8601 times), and -y names the
+    variables of --export/--newline."""
     from ..errors import UsageError
     given = [flag for flag, on in (("--json", out.as_json), ("--raw", out.raw), ("--export", out.export),
                                    ("--newline", out.newline), ("--noheadings", out.noheadings)) if on]
     if out.as_json and len(given) > 1:
-        raise UsageError("list", f"--json conflicts with {given[1]}", "JSON has no other form")
-    if out.raw and out.export:
-        raise UsageError("list", "--raw conflicts with --export", "choose one output form")
+        raise UsageError(command, f"--json conflicts with {given[1]}", "JSON has no other form")
+    if out.as_json and (out.human or out.time_format):
+        flag = "--human" if out.human else "--time-format"
+        raise UsageError(command, f"--json conflicts with {flag}", "JSON has sizes in bytes and ISO 8601 times")
+    forms = [flag for flag in given if flag in ("--raw", "--export", "--newline")]
+    if len(forms) > 1:
+        raise UsageError(command, f"{forms[0]} conflicts with {forms[1]}", "choose one output form")
+    if out.shell and not (out.export or out.newline):
+        raise UsageError(command, "-y names the variables of --export/--newline", "add -e or --newline")
     if out.output_all and out.columns:
-        raise UsageError("list", "--output-all conflicts with -o", "-o +COLS adds columns to the defaults")
+        raise UsageError(command, "--output-all conflicts with -o", "-o +COLS adds columns to the defaults")
 
 
-def output_options(func):
-    """The output options (like lsipc's), handed to the command as one `out` object."""
-    options = _output_option_list()
-    names = []
+def output_options_for(time_help: str = TIME_FORMAT_HELP, notruncate_help: str = NOTRUNCATE_HELP,
+                       columns_help: str = COLUMNS_HELP):
+    """The output options (like lsipc's), handed to the command as one `out` object; the
+    texts of the help that differ between `list` and `stat`."""
+    def decorate(func):
+        options = _output_option_list(time_help, notruncate_help, columns_help)
+        names = []
 
-    import functools
+        import functools
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        out = Output(**{name: kwargs.pop(name) for name in names})
-        return func(*args, out=out, **kwargs)
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            out = Output(**{name: kwargs.pop(name) for name in names})
+            return func(*args, out=out, **kwargs)
 
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    names.extend(p.name for p in wrapper.__click_params__[-len(options):])
-    return wrapper
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        names.extend(p.name for p in wrapper.__click_params__[-len(options):])
+        return wrapper
+    return decorate
+
+
+output_options = output_options_for()
 
 
 def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str]) -> List[str]:
     """-o COLS (these), -o +COLS (the defaults, or a preset, and these), --output-all, or the defaults."""
     from ..errors import UsageError
-    from ..fields import COLUMNS
+    from ..fields import COLUMNS, column_name
     if output_all:
         return list(COLUMNS)
     if not spec:
         return list(defaults)
     extend = spec.startswith("+")
-    names = [c.strip().upper() for c in spec.lstrip("+").split(",") if c.strip()]
-    unknown = [c for c in names if c not in COLUMNS]
-    if unknown:
-        raise UsageError(f"unknown column '{unknown[0]}'", "", "columns: " + ",".join(COLUMNS))
+    # lsipc's names (USER, ATTACH, DETACH) are shmctl's columns: fields.ALIASES
+    names = [column_name(c.strip().upper()) for c in spec.lstrip("+").split(",") if c.strip()]
     if not names:
         raise UsageError(f"invalid -o '{spec}'", "no column named", "e.g. -o ADDRESS,SIZE")
     return list(defaults) + [c for c in names if c not in defaults] if extend else list(dict.fromkeys(names))
@@ -189,6 +214,7 @@ def make_style(exact: bool, numeric_ids: bool = False, out: Optional[Output] = N
     from ..fields import Style
     style = Style(numeric_ids=numeric_ids, user_name=user_name, **style_options(exact, out))
     style.time_given = bool(getattr(out, "time_format", None))
+    style.numeric_perms = bool(getattr(out, "numeric_perms", False))  # -P: stat's perms line in octal only
     return with_group_names(style)
 
 
@@ -238,6 +264,26 @@ def note_hidden(pids: Sequence[int]) -> None:
            else "run as root to see them")
     word = "process" if len(pids) == 1 else "processes"
     note(f"attachments of {word} {named}{more} not visible; {why}")
+
+
+def render_inventory(inv, chosen, names, style, out, summary, processes, json_columns=None) -> None:
+    """Segments in the form `out` asks for (JSON, -u's totals, -e/--newline, a terminal's
+    table, a plain or raw one): `list`, and the one row of `stat -r/-n/-e` and `list -i`."""
+    from .. import render
+    totals = render.summarize(inv, chosen) if summary else None
+    if out.as_json:
+        for text in render.inventory_json_chunks(inv, style, processes, totals, json_columns):
+            data(text)  # written as rendered: no whole document in memory
+    elif summary:
+        data(render.summary_text(totals, style))
+    elif out.export or out.newline:
+        from ..render.export import export_text
+        data(export_text(inv.segments, names, style, shell=out.shell, newline=out.newline))
+    elif is_terminal() and not out.raw:
+        print_rich(render.rich_table(inv.segments, names, style, headings=not out.noheadings))
+    else:
+        for text in render.plain_table_chunks(inv.segments, names, style, headings=not out.noheadings, raw=out.raw):
+            data(text)
 
 
 def _complete_columns(ctx, param, incomplete):

@@ -40,9 +40,17 @@ class AddressParam(click.ParamType):
 
     def shell_complete(self, ctx, param, incomplete):
         """The addresses of the segments that exist now (completion.py), seen from --ns PID's
-        namespaces when it was given before the word."""
+        namespaces when it was given before the word; none already on the line."""
         from .completion import addresses
-        return addresses(incomplete, ctx.find_root().params.get("ns_pid"))
+        return addresses(ctx, param, incomplete)
+
+
+class AddressWordParam(AddressParam):
+    """An ADDRESS argument of a command that also takes other words in its place (rm: ipcrm's
+    `shm ID...`): kept as typed, completed as an address; the command parses it (parse_address)."""
+
+    def convert(self, value, param, ctx):
+        return value
 
 
 class FtokParam(click.ParamType):
@@ -98,16 +106,20 @@ class NumberParam(click.ParamType):
 
 
 class FileParam(click.ParamType):
-    """A local file named by the user: taken as given (the command checks it and says why it
-    cannot use it); the shell completes file names."""
+    """A local file (or, `directory`, a directory) named by the user: taken as given (the
+    command checks it and says why it cannot use it); the shell completes file names (or
+    only directories)."""
     name = "file"
+
+    def __init__(self, directory: bool = False):
+        self.directory = directory
 
     def convert(self, value, param, ctx):
         return value
 
     def shell_complete(self, ctx, param, incomplete):
-        from .completion import files
-        return files(ctx, param, incomplete)
+        from .completion import directories, files
+        return (directories if self.directory else files)(ctx, param, incomplete)
 
 
 # completers for options whose values are words of the system (shell_complete=...)
@@ -131,11 +143,47 @@ def complete_sysctl(ctx, param, incomplete):
     return sysctl_assignments(ctx, param, incomplete)
 
 
+def complete_segment_ids(ctx, param, incomplete):
+    from .completion import segment_ids
+    return segment_ids(ctx, param, incomplete)
+
+
+def complete_shmids(ctx, param, incomplete):
+    from .completion import shmids
+    return shmids(ctx, param, incomplete)
+
+
+def complete_shm_keys(ctx, param, incomplete):
+    from .completion import shm_keys
+    return shm_keys(ctx, param, incomplete)
+
+
+def complete_posix_names(ctx, param, incomplete):
+    from .completion import posix_names
+    return posix_names(ctx, param, incomplete)
+
+
+def complete_all_kinds(ctx, param, incomplete):
+    from .completion import all_kinds
+    return all_kinds(ctx, param, incomplete)
+
+
+def complete_pids(ctx, param, incomplete):
+    from .completion import pids
+    return pids(ctx, param, incomplete)
+
+
+def complete_attach_command(ctx, param, incomplete):
+    from .completion import attach_command
+    return attach_command(ctx, param, incomplete)
+
+
 SIZE = SizeParam()
 ADDRESS = AddressParam()
 DURATION = DurationParam()
 MODE = ModeParam()
 FILE = FileParam()
+DIR = FileParam(directory=True)
 PID = NumberParam("pid", minimum=1)
 SHMID = NumberParam("shmid", maximum=0x7FFFFFFF)
 

@@ -11,12 +11,30 @@ from .. import KINDS
 from ..errors import UsageError
 from ..units import plural
 from .output import line
-from .params import ADDRESS, DURATION, SHMID, SIZE, FileParam, complete_users
+from .params import (ADDRESS, DURATION, SHMID, SIZE, AddressWordParam, FileParam, complete_all_kinds,
+                     complete_posix_names, complete_shm_keys, complete_shmids, complete_users)
+
+
+IPCRM_WORDS = ("shm", "msg", "sem")  # util-linux's old syntax: ipcrm {shm|msg|sem} ID...
+
+
+def _addresses(words) -> list:
+    """The ADDRESS arguments; or, when the first is `shm`, ipcrm's old form `shm SHMID...`
+    (`ipcrm shm 0 1` removes SysV shmids 0 and 1). msg and sem are not shared memory."""
+    if not words or words[0] not in IPCRM_WORDS:
+        return [ADDRESS.convert(word, None, None) for word in words]
+    if words[0] != "shm":
+        raise UsageError(f"rm {words[0]}", "shmctl handles shared memory only",
+                         "use ipcrm for message queues and semaphores")
+    if len(words) == 1:
+        raise UsageError("rm shm", "ipcrm's form names shmids after shm", "e.g. shmctl rm shm 32769 32770")
+    from ..address import Address
+    return [Address.sysv_shmid(SHMID.convert(word, None, None)) for word in words[1:]]
 
 
 def _explicit(addresses, shmids, keys, names) -> list:
     from ..address import Address, check_posix_name, parse_key, unescape
-    targets = list(addresses)
+    targets = _addresses(addresses)
     targets += [Address.sysv_shmid(shmid) for shmid in shmids]
     targets += [Address.sysv_key(parse_key(key)) for key in keys]
     targets += [Address.posix(check_posix_name(unescape(name))) for name in names]  # as NAME prints it
@@ -75,11 +93,12 @@ def _nattch(seg) -> str:
     return f"{seg.nattch}+" if seg.nattch_unsure else str(seg.nattch)
 
 
-def _verbose(seg) -> str:
+def _verbose(seg) -> None:
     """-v (ipcrm -v): what was removed, on stderr."""
     from ..kinds import user_name
     from ..units import format_size
-    return f"removed {seg.address} ({seg.kind}, {format_size(seg.size)}, owner {user_name(seg.uid) or '-'})"
+    _note_about(seg.address, f"({seg.kind}, {format_size(seg.size)}, owner {user_name(seg.uid) or '-'})",
+                "removed {} {}")
 
 
 ALL_KINDS_WORDS = {"shm": "sysv"}  # ipcrm's words
@@ -104,7 +123,7 @@ def _identity(seg) -> tuple:
     return seg.kind, seg.id, seg.device, seg.ctime
 
 
-def _recheck(segments, notes: List[str]):
+def _recheck(segments, notes: List[Tuple[str, str]]):
     """The segments as they are now, with a fresh look at their users: anything replaced or
     gone while the question was on the screen is left alone."""
     from .. import kinds
@@ -117,9 +136,9 @@ def _recheck(segments, notes: List[str]):
     for seg in segments:
         found = now[printable(seg.address)]
         if isinstance(found, ShmctlError):
-            notes.append(f"{seg.address} went away while you were asked")
+            notes.append((seg.address, "went away while you were asked"))
         elif _identity(found) != _identity(seg):
-            notes.append(f"{seg.address} changed while you were asked: left alone")
+            notes.append((seg.address, "changed while you were asked: left alone"))
         else:
             fresh.append(found)
     return fresh, view
@@ -149,15 +168,16 @@ FILTERS_HELP = ("Age is the time since the last use the kernel records: SysV, th
                 "relatime; a mapping's loads and stores touch neither time).")
 
 
-@click.command("rm")
-@click.argument("addresses", nargs=-1, type=ADDRESS)
-@click.option("-m", "--shmid", "shmids", type=SHMID, multiple=True, metavar="SHMID",
+@click.command("rm", short_help="Remove segments by address, id, key, filter or plan.")
+@click.argument("addresses", nargs=-1, type=AddressWordParam())
+@click.option("-m", "--shmid", "shmids", type=SHMID, multiple=True, metavar="SHMID", shell_complete=complete_shmids,
               help="SysV segment by id (ipcrm -m).")
-@click.option("-M", "--shmkey", "keys", multiple=True, metavar="KEY", help="SysV segment by key (ipcrm -M).")
-@click.option("--posix", "names", multiple=True, metavar="NAME", help="POSIX object by name.")
+@click.option("-M", "--shmkey", "keys", multiple=True, metavar="KEY", shell_complete=complete_shm_keys, help="SysV segment by key (ipcrm -M).")
+@click.option("--posix", "names", multiple=True, metavar="NAME", shell_complete=complete_posix_names, help="POSIX object by name.")
 @click.option("--orphans", is_flag=True, help="Every orphan (see list --orphans); never a deleted object that "
                                              "processes still hold.")
 @click.option("-a", "--all", "all_", is_flag=False, flag_value="", default=None, metavar="[KIND]",
+              shell_complete=complete_all_kinds,
               help="Every segment (of --kind, of --user); --all=KIND only that kind: sysv (or shm, as ipcrm "
                    "says), posix or mmap.")
 @click.option("-k", "--kind", "kinds_wanted", type=click.Choice(KINDS), multiple=True,
@@ -189,6 +209,7 @@ FILTERS_HELP = ("Age is the time since the last use the kernel records: SysV, th
 def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user, older_than, name_glob, min_size,
                plan_file, force, yes, dry_run, as_json, quiet, verbose):
     """Remove segments: by address, ipcrm's -m/-M, --orphans or --all, or a reviewed --plan.
+    ipcrm's old form works too: `shmctl rm shm SHMID...` (SysV shmids).
 
     Each removed address is printed, one per line. A segment still in use is refused (exit
     5, naming the pids) unless --force. Several segments are removed only after a yes on
@@ -212,6 +233,8 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
 
     explicit = _explicit(addresses, shmids, keys, names)
     all_kinds = all_kind(all_)
+    if orphans and all_kinds is not None:  # ipcrm -a removes all: --orphans would silently narrow it
+        raise UsageError("rm", "--all conflicts with --orphans", "--all removes every segment, --orphans the orphans")
     bulk = orphans or all_kinds is not None
     _check_usage(explicit, bulk, kinds_wanted, user, older_than, name_glob, min_size, plan_file, force, dry_run,
                  as_json)
@@ -230,10 +253,10 @@ def rm_command(addresses, shmids, keys, names, orphans, all_, kinds_wanted, user
         note("nothing to remove")
         return failures[0].exit_code if failures else 0
     if not dry_run and _confirm(segments, yes, bulk):
-        notes: List[str] = []
+        notes: List[Tuple[str, str]] = []
         segments, view = _recheck(segments, notes)
-        for text in notes:
-            note(text)
+        for address, why in notes:
+            _note_about(address, why)
     removed = _remove_all(segments, view, force, dry_run, quiet, verbose, failures, skipped,
                           printing=not as_json)
     if as_json:
@@ -269,15 +292,38 @@ def note(text: str) -> None:
     say(text)
 
 
+UNSEEN_WHY = "may be in use unseen (--force removes it anyway)"
+
+
 def _chosen(view, wanted, filters, orphans, force, skipped) -> list:
+    """What --orphans/--all chose; a line for each segment passed over, and which processes
+    were hidden said once, after them (not on every line: the plan's JSON keeps each why whole)."""
     from .output import note_hidden
     selection = _bulk(view, wanted, filters, orphans, force)
+    unseen = set(selection.unseen_skipped)
     for address, why in selection.skipped:
-        note(f"skipped {address}: {why}")
+        _note_about(address, UNSEEN_WHY if address in unseen else why, "skipped {}: {}")
     skipped += selection.skipped
     if selection.unseen:
         note_hidden(view.maps.hidden_pids)
     return selection.chosen
+
+
+def _note_removed(seg, message: str) -> None:
+    """The kind's word on a segment removed while in use, its address as `list` prints it."""
+    head = f"{seg.address} "
+    if message.startswith(head):
+        _note_about(seg.address, message[len(head):], "{} {}")
+    else:
+        note(message)
+
+
+def _note_about(address, why: str, form: str = "{}: {}") -> None:
+    """A note naming a segment by its address as `list` prints it (white space escaped too),
+    so that it can be pasted back; the rest of the line escaped as every note is."""
+    from ..address import printable
+    sys.stdout.flush()
+    click.echo("shmctl: " + form.format(printable(str(address), space=True), printable(why)), err=True)
 
 
 def _found(explicit, view, failures, skipped) -> list:
@@ -329,12 +375,17 @@ def _read_plan(plan_file: str, where: str) -> str:
         if exc.errno in (errno.EACCES, errno.EPERM):
             from ..errors import PermissionDenied
             raise PermissionDenied(where, "permission denied") from None
-        why = "a symlink (not followed)" if exc.errno == errno.ELOOP else exc.strerror.lower()
-        raise UsageError(where, why) from None
+        if exc.errno == errno.ELOOP:
+            raise UsageError(where, "a symlink (not followed)") from None
+        from ..errors import local_error
+        raise local_error(exc, where) from None  # missing: 2; anything else: 1
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):  # before fdopen, which fails on a directory naming only the fd
+        os.close(fd)
+        from ..errors import ShmctlError
+        raise ShmctlError(where, "is a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file",
+                          "give the plan file that rm --dry-run --json wrote")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise UsageError(where, "not a regular file")
         if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
             raise UsageError(where, "another user owns it or may write it", "a plan must be yours alone")
         return f.read().decode("utf-8", "replace")
@@ -361,11 +412,11 @@ def _remove_all(segments, view, force, dry_run, quiet, verbose, failures, skippe
             continue
         removed.append(seg)
         if message and not dry_run:
-            note(message)
+            _note_removed(seg, message)
         if dry_run and printing:
             line(f"would remove {printable(seg.address)}")
         elif not dry_run and not quiet:
             line(printable(seg.address))
         if verbose and not dry_run:
-            note(_verbose(seg))
+            _verbose(seg)
     return removed

@@ -1,47 +1,107 @@
 """shmctl stat ADDRESS: everything about one segment, and every process attached to it."""
 from __future__ import annotations
 
+from typing import Callable, List, Optional, Sequence
+
 import click
 
 from ..errors import Exit
-from .output import (STAT_TIME_HELP, Output, is_terminal, make_style, may_miss_holders, note_hidden, print_rich,
-                     terminal_option_list)
+from .output import (STAT_NOTRUNCATE_HELP, STAT_TIME_HELP, check_output_conflicts, choose_columns, data,
+                     is_terminal, make_style, may_miss_holders, note_hidden, output_options_for, print_rich,
+                     render_inventory)
 from .params import ADDRESS
 
 
 @click.command("stat")
 @click.argument("address", type=ADDRESS)
-@click.option("-J", "--json", "as_json", is_flag=True, help="JSON: numbers as numbers, ISO 8601 times, bytes.")
-@click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
-@click.option("--numeric-ids", is_flag=True, help="User and group ids, not names.")
-@terminal_option_list(STAT_TIME_HELP)
-def stat_command(address, as_json, exact, numeric_ids, human, time_format, notruncate):
+@output_options_for(STAT_TIME_HELP, STAT_NOTRUNCATE_HELP,
+                    "Only these fields, comma-separated, in this order (lsipc -i -o); '+COLS' adds to them. "
+                    "The columns of `shmctl list --list-columns`; PROCESSES is the table of attached processes.")
+def stat_command(address, out):
     """Show one segment: its fields, status and attached processes.
 
     ADDRESS is sysv:SHMID, sysv:key=KEY, sysv:ftok=PATH,PROJ, posix:/NAME (or /NAME),
     mmap:/PATH or mmap:@INODE; \\xHH in it is the byte HH, as `list` prints names.
-    `shmctl list -i ID` prints the same.
+    `shmctl list -i ID` prints the same, and takes the same options.
+
+    -o COLS, -o +COLS and --output-all choose the fields; -r, -n, -e and --newline print
+    the segment as one row of `list` in that form; --json honours -o.
     """
-    terminal = Output(human=human, time_format=time_format, notruncate=notruncate)
-    return show_segment(address, as_json, make_style(exact, numeric_ids, terminal))
+    check_output_conflicts(out, "stat")
+    return show_segment(address, out)
 
 
-def show_segment(address, as_json: bool, style) -> Exit:
-    """The one path of `stat` and `list -i`."""
+def one_row(out, as_list: bool = False) -> bool:
+    """Whether the segment is printed as one row of a list form (-r, -n, -e, --newline, --list),
+    not as the detail view."""
+    return as_list or any((out.raw, out.noheadings, out.export, out.newline))
+
+
+def show_segment(address, out, preset: Optional[Callable[[str], List[str]]] = None, as_list: bool = False) -> Exit:
+    """The one path of `stat` and `list -i`: the detail view (its fields chosen by -o,
+    --output-all or list's presets -t/-c/-p: `preset(kind)`, their columns), JSON (the fields
+    `list --json` gives for the same options), or one row of `list` in the form asked for
+    (-r, -n, -e, --newline, --list)."""
     from .. import kinds as backend
-    from .. import render
 
     view = backend.View()
     segment = backend.find(address, view)
     backend.describe_processes(segment)
-    if as_json:
-        data = render.segment_dict(segment, style)
-        data["hidden_processes"] = view.maps.hidden
-        click.echo(render.to_json(data), nl=False)
-    elif is_terminal():
-        print_rich(render.rich_detail(segment, style))
+    style = make_style(out.exact, out.numeric_ids, out)
+    detail = not (out.as_json or one_row(out, as_list))
+    preset_names = preset(segment.kind) if preset else []
+    names = _fields_of(segment, out, preset_names, detail)
+    chosen = names if (out.columns or preset_names) else None  # --output-all: every JSON field, as list's
+    if out.as_json:
+        from .. import render
+        obj = render.segment_dicts([segment], style, True, chosen)[0]
+        obj["hidden_processes"] = view.maps.hidden
+        data(render.to_json(obj))
+    elif detail:
+        _print_detail(segment, style, names)
     else:
-        click.echo(render.detail_text(segment, style), nl=False)
-    if view.host.scanned and may_miss_holders(segment):  # the processes shown may miss holders
+        from ..fields import default_columns
+        from ..model import Inventory
+        inv = Inventory()
+        inv.segments = [segment]
+        names = names or default_columns([segment.kind])
+        render_inventory(inv, [segment.kind], names, style, out, False, True, chosen)
+    if view.host.scanned and may_miss_holders(segment) and _hidden_matter(segment, names):
         note_hidden(view.maps.hidden_pids)
     return Exit.OK
+
+
+def _print_detail(segment, style, names: Optional[List[str]]) -> None:
+    from .. import render
+    if is_terminal():
+        print_rich(render.rich_detail(segment, style, names))
+    else:
+        data(render.detail_text(segment, style, names))
+
+
+def _fields_of(segment, out, preset: Sequence[str], detail: bool) -> Optional[List[str]]:
+    """The columns -o/--output-all/a preset (-t, -c, -p of list) choose, or None: the whole
+    detail view, every JSON field. `+COLS` adds to the preset, else to what the form shows
+    by default: every detail line (and the processes), or the kind's columns of `list`."""
+    if not (out.columns or out.output_all or preset):
+        return None
+    if preset:
+        defaults = list(preset)
+    elif detail:
+        from ..render import detail_columns
+        defaults = detail_columns(segment)
+    else:
+        from ..fields import default_columns
+        defaults = default_columns([segment.kind])
+    return choose_columns(out.columns, out.output_all, defaults)
+
+
+def _hidden_matter(segment, names: Optional[List[str]]) -> bool:
+    """Whether the hidden processes change what is shown of a segment that may miss holders:
+    the whole view (names None: its processes), or chosen fields that count or name them
+    (PROCESSES, an `N+` NATTCH, an `orphan?` STATUS or ORPHAN), as for `list`."""
+    if names is None or "PROCESSES" in names:
+        return True
+    if "NATTCH" in names and segment.nattch_unsure:
+        return True
+    return bool({"STATUS", "ORPHAN"} & set(names)) and bool(segment.orphan_unsure)

@@ -32,7 +32,7 @@ Who did it ("by"), and what can be known:
          one scan per refresh ("scan")."""
 
 
-@click.command("watch", epilog=EVENTS_HELP)
+@click.command("watch", epilog=EVENTS_HELP, short_help="Watch segments change, live or as JSON events.")
 @click.option("-k", "--kind", "kinds", type=click.Choice(KINDS), multiple=True,
               help="Only this kind (repeatable). Default: all three.")
 @click.option("-n", "--interval", type=DURATION, default="2s", show_default=True, metavar="DURATION",
@@ -45,7 +45,11 @@ Who did it ("by"), and what can be known:
 @click.option("--events", is_flag=True, help="JSON lines on stdout instead of the screen (for scripts and logs).")
 @click.option("--log", "log_file", type=FILE, metavar="FILE",
               help="Also append the JSON lines to FILE (created 0600; never through a symlink).")
-def watch_command(kinds, interval, sort_column, everywhere, events, log_file):
+@click.option("-W", "--notruncate", is_flag=True,
+              help="Never cut or drop a column (as list -W); the screen crops what is wider than itself, as "
+                   "watch(1) does. Without it, names are cut with '…' and the least important columns "
+                   "dropped to fit; the address is never cut.")
+def watch_command(kinds, interval, sort_column, everywhere, events, log_file, notruncate):
     """A live view of the shared-memory segments: new ones green, grown yellow, shrunk cyan,
     removed red, attach and detach bold; `q` quits, `s` changes the sort, Ctrl-C stops (130).
 
@@ -71,7 +75,8 @@ def watch_command(kinds, interval, sort_column, everywhere, events, log_file):
         if events:
             note(f"watching {', '.join(chosen)} every {interval:g}s; /dev/shm changes: {_method(watcher)}")
             return run(watcher, interval, [LineSink(sys.stdout.fileno())] + sinks, watch_out=sys.stdout.fileno())
-        return _on_screen(watcher, interval, chosen, sort_column.upper() if sort_column else "SIZE", sinks)
+        return _on_screen(watcher, interval, chosen, sort_column.upper() if sort_column else "SIZE", sinks,
+                          notruncate)
     finally:
         watcher.close()
         if log_fd is not None:
@@ -144,13 +149,14 @@ class ScreenSink:
         self.remember()
 
 
-def _on_screen(watcher, interval: float, kinds: List[str], sort: str, sinks) -> int:
+def _on_screen(watcher, interval: float, kinds: List[str], sort: str, sinks, notruncate: bool = False) -> int:
     from rich.console import Console
     from rich.live import Live
 
     from ..watch.loop import run
     from .output import make_style
     style = make_style(False)
+    style.notruncate = notruncate
     console = Console()
     with _keys_mode() as keys_fd, Live(console=console, screen=True, auto_refresh=False,
                                        redirect_stdout=False, redirect_stderr=False) as live:

@@ -102,7 +102,7 @@ def _settled(source: Source, handle, limit, capacity, atomic: bool, dry_run: boo
     return settled
 
 
-@click.command("write")
+@click.command("write", short_help="Write a file, stdin or given bytes into a segment.")
 @click.argument("address", type=ADDRESS)
 @click.argument("path", metavar="[FILE|-]", type=FILE, required=False)
 @click.option("--data", metavar="STRING", help="Write this text (UTF-8).")

@@ -13,7 +13,7 @@ from ..system import System, View, look_from, user_name  # noqa: F401  (re-expor
 
 if TYPE_CHECKING:
     from ..address import Address
-    from .base import CreateOptions, Kind
+    from .base import CreateOptions, Kind, Typed
 
 
 _loaded: Dict[str, "Kind"] = {}
@@ -226,23 +226,52 @@ def users(segment: Segment, view: View) -> List[int]:
     return kind(segment.kind).users(segment, view)
 
 
-def complete_addresses(word: str, view: View) -> List[Tuple[str, str]]:
-    """Shell completion of an ADDRESS: (address, description) of every segment that exists
-    now whose address, as shmctl prints it (escaped: no name can inject into the shell),
-    starts with `word`; and `KIND:` for a kind the word may still become whose segments
-    show only after it (mmap: the maps scan waits for `mmap:`)."""
-    from ..address import printable
-    found: List[Tuple[str, str]] = []
+def complete_pids(word: str, describe: bool) -> List[Tuple[str, str]]:
+    """Shell completion of --ns PID: (pid, description) of the processes whose pid starts with
+    `word`, those in IPC or mount namespaces other than ours first; described (comm and the
+    namespaces that differ) when the shell shows descriptions and at most 512 are offered."""
+    from ..procfs import PROC
+    from ..procfs.namespaces import namespace_inode
+    own = {t: namespace_inode("self", t, PROC) for t in ("ipc", "mnt")}
+    theirs, ours = [], []
+    for name in os.listdir(PROC):
+        if not (name.isascii() and name.isdigit() and name.startswith(word)):
+            continue
+        other = [f"{t}:{n}" for t in ("ipc", "mnt") for n in [namespace_inode(name, t, PROC)]
+                 if n is not None and n != own[t]]
+        (theirs if other else ours).append((int(name), other))
+    chosen = sorted(theirs) + sorted(ours)
+    described = describe and len(chosen) <= 512
+    return [(str(pid), _process_note(pid, other) if described else "") for pid, other in chosen]
+
+
+def _process_note(pid: int, other: List[str]) -> str:
+    from ..procfs import PROC
+    try:
+        with open(f"{PROC}/{pid}/comm", "rb") as f:
+            comm = os.fsdecode(f.read().rstrip(b"\n"))
+    except OSError:
+        comm = "?"
+    return comm + (f" ({', '.join(other)})" if other else "")
+
+
+def complete_addresses(typed: "Typed", view: View) -> List[Tuple[str, str, int]]:
+    """Shell completion of an ADDRESS: (candidate, description, typed form) of every segment
+    that exists now whose address, as shmctl prints it (escaped: no name can inject into the
+    shell), continues what was typed (base.Typed); and `KIND:` for a kind the word may still
+    become whose segments show only after it (mmap: the maps scan waits for `mmap:`). A kind
+    the word cannot become is not even imported."""
+    found: List[Tuple[str, str, int]] = []
     for name in REGISTRY:
         prefix = name + ":"
-        if word and not word.startswith("/") and not prefix.startswith(word[:len(prefix)]):
+        if not (typed.may_become(prefix) or (name == "posix" and typed.starts("/"))):  # `/NAME`: address.py
             continue
         try:
-            offered = kind(name).complete(word, view)
+            offered = kind(name).complete(typed, view)
         except (OSError, ShmctlError):
             offered = []  # a completion says nothing rather than fail
-        matches = [(printable(a), printable(about)) for a, about in offered if printable(a).startswith(word)]
-        if not matches and prefix.startswith(word) and word != prefix:
-            matches = [(prefix, f"{name} segments")]
-        found += matches
+        if not offered:
+            begun = [i for i, form in enumerate(typed.forms) if prefix.startswith(form) and form != prefix]
+            offered = [(prefix, f"{name} segments", begun[0])] if begun else []
+        found += offered
     return found

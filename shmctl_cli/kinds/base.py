@@ -45,6 +45,8 @@ class Kind:
     unsure_when_hidden = False
     # whether `rm --orphans/--all` takes it when no --kind is given
     removed_in_bulk = True
+    # whether only the processes' maps show its segments (mmap): a hidden process hides segments
+    found_in_processes = False
     force_hint = "--force unlinks it; the memory is freed when the last process lets go"
 
     # --- inspect ---
@@ -66,9 +68,11 @@ class Kind:
         """The address under which the object is handled (another kind's, where it is one)."""
         return address
 
-    def complete(self, word: str, view: "View") -> List[Tuple[str, str]]:
-        """Shell completion: (address, short description) of the segments that exist now whose
-        printed address starts with `word`, cheaply (no maps scan unless the kind needs one)."""
+    def complete(self, typed: "Typed", view: "View") -> List[Tuple[str, str, int]]:
+        """Shell completion: the segments that exist now whose address continues what was
+        typed (Typed.choose), each as (candidate, short description or "", which typed form
+        it continues); cheaply: no maps scan unless the kind needs one, no description past
+        DESCRIBED candidates or where the shell shows none."""
         return []
 
     # --- lifecycle ---
@@ -160,6 +164,50 @@ class FileKind(Kind):
         from .room import check_room
         return check_room(where, self.growth_directory(where, address, view, size, end), end - size, overcommit,
                           hint="--overcommit grows it anyway: the first writer past the space dies of SIGBUS")
+
+
+DESCRIBED = 256  # more candidates than this are listed without descriptions (no stat each)
+
+
+class Typed:
+    r"""The word being completed, in the forms it may take: first what the shell will pass
+    (quotes and backslashes removed: `posix:/a b`), then, where the user typed backslashes
+    the shell would remove, the word as typed (`posix:/a\x20`, pasted from a pipe's output).
+    An address is offered in the form that continues one of them: as the shell passes it
+    (escaped by address.printable, spaces as they are) or as a pipe prints it (`\x20`);
+    every command reads both back as the same object. `taken`: addresses already on the
+    line, not offered again. `describe`: whether the shell shows descriptions (zsh, fish)."""
+
+    def __init__(self, forms: List[str], describe: bool = True, taken: Tuple["Address", ...] = ()):
+        self.forms, self.describe, self.taken = forms or [""], describe, taken
+
+    def starts(self, prefix: str) -> bool:
+        """Whether a form starts with `prefix`."""
+        return any(form.startswith(prefix) for form in self.forms)
+
+    def may_become(self, prefix: str) -> bool:
+        """Whether a form is `prefix` begun, or continues it."""
+        return any(form.startswith(prefix) or prefix.startswith(form) for form in self.forms)
+
+    def taken_strings(self) -> set:
+        return {str(address) for address in self.taken}
+
+    def choose(self, addresses: List[str]) -> List[Tuple[str, int, int]]:
+        """(candidate, form, position in `addresses`) of the addresses (raw, as the system
+        names them) that continue a typed form, in their order."""
+        from ..address import printable
+        shells = [a if a.isprintable() and "\\" not in a else printable(a) for a in addresses]
+        if len(self.forms) == 1 and "\\" not in self.forms[0]:  # the common case, in C loops
+            form = self.forms[0]
+            return [(s, 0, i) for i, s in enumerate(shells) if s.startswith(form)]
+        chosen = []
+        for i, shell in enumerate(shells):
+            printed = shell.replace(" ", "\\x20")
+            for index, form in enumerate(self.forms):
+                if shell.startswith(form) or printed.startswith(form):
+                    chosen.append((shell if shell.startswith(form) else printed, index, i))
+                    break
+        return chosen
 
 
 def completion_note(kind_word: str, size: int, uid: int) -> str:

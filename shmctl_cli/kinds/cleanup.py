@@ -61,6 +61,7 @@ class Selection:
         self.chosen: List[Segment] = []
         self.skipped: List[Tuple[str, str]] = []
         self.unseen = False  # something was skipped because processes are hidden
+        self.unseen_skipped: List[str] = []  # the addresses skipped for that: rm says why once
 
 
 def select(view: View, kinds_wanted: List[str], orphans: bool, filters: Filters, force: bool) -> Selection:
@@ -78,6 +79,7 @@ def select(view: View, kinds_wanted: List[str], orphans: bool, filters: Filters,
         if unseen:
             why = f"{unseen} (--force removes it anyway)"
             out.unseen = True
+            out.unseen_skipped.append(seg.address)
         if why:
             out.skipped.append((seg.address, why))
         else:

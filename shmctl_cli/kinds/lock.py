@@ -68,10 +68,9 @@ def lock_timeout(environ: Mapping[str, str] = os.environ) -> float:
     text = environ.get("SHMCTL_LOCK_TIMEOUT")
     if not text:
         return LOCK_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
+    import re
+    # seconds in ASCII digits (float() would also take ` 5`, `1_0`, `١` and `1e3`)
+    value = float(text) if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text, re.ASCII) else -1.0
     if not (math.isfinite(value) and value >= 0):
         raise UsageError(f"SHMCTL_LOCK_TIMEOUT='{text}'", "expected seconds, 0 or more",
                          "e.g. SHMCTL_LOCK_TIMEOUT=5")

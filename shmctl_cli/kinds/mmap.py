@@ -8,16 +8,17 @@ import stat
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ..address import inode_address, namespace_prefix
-from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError
+from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageError, local_error
 from ..model import Segment
 from ..procfs.maps import DELETED, SharedMapping
 from ..system import View
-from .base import CreateOptions, FileKind, completion_note
+from .base import DESCRIBED, CreateOptions, FileKind, completion_note
 from .deleted import freed_when
 from .paths import identity, lstat_path, same_file
 
 if TYPE_CHECKING:
     from ..address import Address
+    from .base import Typed
     from .access import Handle
     from .files import Created
 from .sysv import SYSV_PREFIX
@@ -221,18 +222,37 @@ def _nameless(segment: Segment) -> Conflict:
                     f"it lives while processes map it: {holders}", "end those processes to free it")
 
 
+def _new_file_directory(directory: str, where: str, view: View) -> int:
+    """The directory a new mmap file goes in: a local directory the user named, not a
+    segment, so exit 2 where it does not exist (4 not ours to reach, 5 a symlink or no
+    directory on the way, as for read -o), never 3."""
+    from .files import open_directory
+    try:
+        return open_directory(directory or "/", where, view.root_fd)
+    except NotFound as exc:
+        if exc.errno is not None:
+            raise local_error(OSError(exc.errno, exc.why), f"create {where}") from None
+        raise Conflict(f"create {where}", exc.why, exc.hint) from None
+
+
 class MmapKind(FileKind):
     name = "mmap"
     removed_in_bulk = False
+    found_in_processes = True
 
     def collect(self, view: View, all_mappings: bool, processes: bool):
         return scan(view, all_mappings), []
 
-    def complete(self, word: str, view: View) -> List[Tuple[str, str]]:
+    def complete(self, typed: "Typed", view: View) -> List[Tuple[str, str, int]]:
         """Only for a word that starts with `mmap:`: finding them takes the maps scan."""
-        if not word.startswith("mmap:"):
+        if not typed.starts("mmap:"):
             return []
-        return [(seg.address, completion_note("mmap", seg.size, seg.uid)) for seg in scan(view)]
+        taken = typed.taken_strings()
+        segments = [seg for seg in scan(view) if seg.address not in taken]
+        chosen = typed.choose([seg.address for seg in segments])
+        describe = typed.describe and len(chosen) <= DESCRIBED
+        return [(candidate, completion_note("mmap", segments[i].size, segments[i].uid) if describe else "", form)
+                for candidate, form, i in chosen]
 
     def find(self, address: "Address", view: View) -> Segment:
         if address.path is not None:
@@ -269,7 +289,7 @@ class MmapKind(FileKind):
     # --- lifecycle: create, open, remove ---
 
     def create(self, address: "Address", options: CreateOptions, view: View) -> "Created":
-        from .files import Place, create_file, open_directory
+        from .files import Place, create_file
         path = address.path
         where = f"mmap:{path}"
         directory, name = os.path.split(path)
@@ -277,7 +297,7 @@ class MmapKind(FileKind):
             raise UsageError(f"create {where}", "the path names a directory, not a file", "e.g. mmap:/tmp/segment")
         req = self.request(options)
         req.users = lambda st: view.file_users(st.st_dev, st.st_ino)
-        with Place(where, directory, open_directory(directory or "/", where, view.root_fd), name) as place:
+        with Place(where, directory, _new_file_directory(directory, where, view), name) as place:
             return create_file(place, req)
 
     def open_segment(self, address: "Address", view: View, writable: bool) -> "Handle":

@@ -10,12 +10,12 @@ from ..errors import Conflict, NotFound, PermissionDenied, ShmctlError, UsageErr
 from ..model import Segment
 from ..procfs import SEM_PREFIX
 from ..system import View
-from .base import CreateOptions, FileKind, completion_note
+from .base import DESCRIBED, CreateOptions, FileKind, completion_note
 from .deleted import freed_when, held_links, posix_deleted
 from .paths import file_type
 
 if TYPE_CHECKING:
-    from ..address import Address
+    from .base import Typed
     from .access import Handle
     from .files import Created
 
@@ -28,8 +28,9 @@ def from_stat(name: str, st: os.stat_result) -> Segment:
                    device=st.st_dev, semaphore=name.startswith(SEM_PREFIX))
 
 
-def from_stats(names: List[str], stats: List[os.stat_result]) -> List[Segment]:
-    """from_stat for a whole directory, column-wise through Segment.rows (the fast path)."""
+def from_stats(names: List[str], stats: List[os.stat_result], namespace: Optional[int]) -> List[Segment]:
+    """from_stat for a whole directory of that mount namespace, column-wise through
+    Segment.rows (the fast path)."""
     from itertools import repeat
     n = len(names)
     field = lambda attr: [getattr(st, attr) for st in stats]  # noqa: E731
@@ -42,7 +43,7 @@ def from_stats(names: List[str], stats: List[os.stat_result]) -> List[Segment]:
         map(int, field("st_atime")), zero, map(int, field("st_ctime")), map(int, field("st_mtime")),
         false, repeat(False, n), repeat(False, n), [name.startswith(SEM_PREFIX) for name in names],  # .. semaphore
         repeat(None, n), field("st_dev"), repeat(None, n), repeat(None, n),  # orphan, device, backing, attachments
-        repeat(False, n), repeat(None, n), repeat(None, n)))  # deleted, namespace, container
+        repeat(False, n), repeat(namespace, n), repeat(None, n)))  # deleted, namespace, container
 
 
 def attach_processes(segments: List[Segment], view: View) -> None:
@@ -83,8 +84,13 @@ def named(name: str, view: View) -> str:
     return f"{namespace_prefix('posix', view.qualifier('posix'))}:/{name}"
 
 
-def lstat_object(name: str, view: View) -> os.stat_result:
-    """The /dev/shm entry of a POSIX segment; NotFound for anything that is not one."""
+SEMAPHORE = "a POSIX semaphore (sem_open), not a shared-memory object"
+
+
+def lstat_object(name: str, view: View, semaphore: bool = False) -> os.stat_result:
+    """The /dev/shm entry of a POSIX segment; NotFound where there is no regular file. A
+    semaphore (`sem.*`, which `list -a` shows) exists: `semaphore` takes it (stat), else
+    it is refused as a conflict (exit 5), never "no such segment"."""
     where = named(name, view)
     if view.shm_dir is None:
         raise NotFound(where, f"{view.shm_name} cannot be reached (absent, or a symlink)")
@@ -94,8 +100,8 @@ def lstat_object(name: str, view: View) -> os.stat_result:
         raise NotFound(where, f"no such object in {view.shm_name}", "see shmctl list --kind posix") from None
     if not stat.S_ISREG(st.st_mode):
         raise NotFound(where, f"{view.shm_name}/{name} is a {file_type(st.st_mode)}, not a shared-memory object")
-    if name.startswith(SEM_PREFIX):
-        raise NotFound(where, "this is a POSIX semaphore, not a shared-memory object")
+    if name.startswith(SEM_PREFIX) and not semaphore:
+        raise Conflict(where, f"this is {SEMAPHORE}", "shmctl stat shows it; rm --force unlinks it")
     return st
 
 
@@ -150,35 +156,57 @@ def shm_directory_fd(view: View, where: str) -> int:
     return fd
 
 
+def _regular_files(directory: str, begins: set) -> List[str]:
+    """The names of the regular files in `directory` that begin with one of `begins`: one look
+    at it, with the file types when every name may ("" in begins), else the names alone and
+    an lstat of those that begin so."""
+    try:
+        if "" in begins:
+            with os.scandir(directory) as listing:
+                return [e.name for e in listing if e.is_file(follow_symlinks=False)]
+        return [n for n in os.listdir(directory) if n.startswith(tuple(begins)) and _is_regular(directory, n)]
+    except OSError:
+        return []
+
+
+def _is_regular(directory: str, name: str) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(os.path.join(directory, name)).st_mode)
+    except OSError:
+        return False  # removed while we looked
+
+
 class PosixKind(FileKind):
     name = "posix"
 
     def place(self, view: View):
         return view.shm_dev
 
-    def complete(self, word: str, view: View) -> List[Tuple[str, str]]:
+    def complete(self, typed: "Typed", view: View) -> List[Tuple[str, str, int]]:
         """`posix:/NAME` (and `/NAME` once the word starts with `/`) of each regular file in
-        /dev/shm that is no semaphore; nothing followed, nothing opened."""
-        found: List[Tuple[str, str]] = []
-        if view.shm_dir is None:
-            return found
-        try:
-            entries = list(os.scandir(view.shm_dir))
-        except OSError:
-            return found
-        for entry in entries:
-            if entry.name.startswith(SEM_PREFIX):
-                continue
+        /dev/shm that is no semaphore, nothing followed or opened; an lstat for the
+        description of a match."""
+        heads = [head for head in ("posix:/", "/") if typed.may_become(head)
+                 and (head == "posix:/" or typed.starts("/"))]
+        # what a matching name begins with, up to the first escape (`\xHH`: printable)
+        begins = {form[len(head):].partition("\\")[0] if form.startswith(head) else ""
+                  for form in typed.forms for head in heads if form.startswith(head) or head.startswith(form)}
+        shm = view.shm_dir
+        names = _regular_files(shm, begins) if shm is not None and begins else []
+        taken = {a.name for a in typed.taken if a.kind == "posix" and a.name is not None and a.namespace is None}
+        names = [n for n in names if not n.startswith(SEM_PREFIX) and n not in taken]
+        chosen = typed.choose([head + name for head in heads for name in names])
+        if not (typed.describe and len(chosen) <= DESCRIBED):
+            return [(candidate, "", form) for candidate, form, _ in chosen]
+        found = []
+        for candidate, form, i in chosen:
             try:
-                st = entry.stat(follow_symlinks=False)
+                st = os.lstat(os.path.join(shm, names[i % len(names)]))
             except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                about = completion_note("POSIX", st.st_size, st.st_uid)
-                found.append((posix_address(entry.name), about))
-                if word.startswith("/"):
-                    found.append(("/" + entry.name, about))
+                continue  # removed while we looked
+            found.append((candidate, completion_note("POSIX", st.st_size, st.st_uid), form))
         return found
+
     unsure_when_hidden = True  # a hidden process may hold it open: unseen users
 
     def collect(self, view: View, all_mappings: bool, processes: bool) -> Tuple[List[Segment], List[str]]:
@@ -203,7 +231,7 @@ class PosixKind(FileKind):
             elif all_mappings or not entry.name.startswith(SEM_PREFIX):
                 names.append(entry.name)
                 stats.append(st)
-        segments = from_stats(names, stats)
+        segments = from_stats(names, stats, view.mnt_ns)
         attach_processes(segments, view)
         mark_orphans(segments, view)
         return segments + posix_deleted(view, {s.id for s in segments}, all_mappings), skipped
@@ -211,7 +239,7 @@ class PosixKind(FileKind):
     def find(self, address: "Address", view: View) -> Segment:
         if address.inode is not None:
             return find_by_inode(address, view)
-        segment = from_stat(address.name, lstat_object(address.name, view))
+        segment = from_stat(address.name, lstat_object(address.name, view, semaphore=True))
         attach_processes([segment], view)
         mark_orphans([segment], view)
         return segment
@@ -250,6 +278,10 @@ class PosixKind(FileKind):
         if not holders and not segment.attachments:
             return []
         return sorted(set(segment.pids).union(holders))
+
+    def not_shared_memory(self, segment: Segment, view: View) -> Optional[str]:
+        """A semaphore: rm refuses it (exit 5) unless --force, which unlinks it as sem_unlink does."""
+        return SEMAPHORE if segment.semaphore else None
 
     def check_removable(self, segment: Segment) -> None:
         if segment.deleted:

@@ -124,7 +124,7 @@ class Limits:
 
     def __init__(self, page_size: int, shm_dir: str):
         self.page_size = page_size
-        self.ipc_namespace: Optional[str] = None
+        self.ipc_namespace: Optional[int] = None  # the IPC namespace's inode (ipc:INODE)
         self.ipcmni = IPCMNI
         self.resources: Dict[str, Resource] = {}
         self.shm_rmid_forced: Optional[int] = None

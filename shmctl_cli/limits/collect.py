@@ -56,7 +56,7 @@ def read_sysv(limits: Limits, src: "View", segments: Optional[list] = None) -> N
     limits.segments, limits.orphans = usage.used_ids, orphans
     limits.shm_rmid_forced = read_sysctl_int("kernel.shm_rmid_forced", src.proc)
     limits.ipcmni = ipc_mni(src.proc)
-    limits.ipc_namespace = src.ipc_namespace
+    limits.ipc_namespace = src.ipc_ns
 
 
 def sysv_segments(view: "View") -> tuple:

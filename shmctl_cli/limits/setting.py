@@ -57,7 +57,7 @@ def parse_assignments(texts: Sequence[str], page_size: int) -> Tuple[List[Change
             raise UsageError(f"unknown limit '{name}'", "not one shmctl sets", "names: " + ", ".join(KEYS))
         if name in changes:
             raise UsageError(f"{text}", f"{name} is given twice")
-        number, note = parse_value(name, value.strip(), page_size)
+        number, note = parse_value(name, value, page_size)  # as typed: `shmmni= 5` is no number
         changes[name] = Change(name, text, number)
         if note:
             notes.append(note)

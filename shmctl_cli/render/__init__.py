@@ -11,23 +11,23 @@ from itertools import islice, repeat
 from typing import Iterator, List, Optional, Sequence
 
 from ..address import needs_escape, printable
-from ..fields import COLUMNS, Style, _opt, stat_lines  # noqa: F401 (Style: render.Style for callers)
+from ..fields import COLUMNS, Style, _opt, _time, stat_lines  # noqa: F401 (Style: render.Style for callers)
 from ..model import Inventory, Segment
 
 
-def _escape(cell: str) -> str:
+def _escape(cell: str, space: bool = True) -> str:
     # like lsipc --raw: a cell never holds white space or a control character, so awk's
     # fields stay fields and a line stays a segment
-    return printable(cell, space=True)
+    return printable(cell, space=space)
 
 
 def cell_text(column: str, segment: Segment, style: Style) -> str:
     return COLUMNS[column].text(segment, style)
 
 
-def _escaped(texts: List[str]) -> List[str]:
-    if needs_escape("".join(texts), space=True):  # C-level scans of the whole column
-        return [_escape(t) for t in texts]
+def _escaped(texts: List[str], space: bool = True) -> List[str]:
+    if needs_escape("".join(texts), space=space):  # C-level scans of the whole column
+        return [_escape(t, space) for t in texts]
     return texts
 
 
@@ -39,18 +39,19 @@ def _pad(texts: List[str], align: Optional[str]) -> List[str]:
 
 
 def column_cells(column: str, segments: Sequence[Segment], style: Style, heading: bool = False,
-                 align: Optional[str] = None) -> List[str]:
-    """One column's cells, escaped, the heading first if asked, padded to one width when
-    `align` is '<' or '>'. The work stays in C-level passes: values come by attrgetter,
-    and a column of few distinct values formats (and pads) each of them once."""
+                 align: Optional[str] = None, space: bool = True) -> List[str]:
+    """One column's cells, escaped (a space too, unless not `space`), the heading first if
+    asked, padded to one width when `align` is '<' or '>'. The work stays in C-level passes:
+    values come by attrgetter, and a column of few distinct values formats (and pads) each
+    of them once."""
     col = COLUMNS[column]
     head = [column] if heading else []
     if col.cells is not None:
-        return _pad(head + _escaped(col.cells(segments, style)), align)
+        return _pad(head + _escaped(col.cells(segments, style), space), align)
     values = list(map(col.get, segments))
     distinct = set(values) if col.distinct else None
     if col.fmt is not None and distinct is not None and len(distinct) * 4 <= len(values):
-        text = {v: _escape(col.fmt(v, style)) for v in distinct}
+        text = {v: _escape(col.fmt(v, style), space) for v in distinct}
         if align:
             padded = _pad([*head, *text.values()], align)
             head, text = padded[:len(head)], dict(zip(text, padded[len(head):]))
@@ -58,11 +59,21 @@ def column_cells(column: str, segments: Sequence[Segment], style: Style, heading
     if col.fmt is _opt and None not in (values if distinct is None else distinct):
         return _pad(head + list(map(str, values)), align)  # digits: nothing to escape
     texts = values if col.fmt is None else [col.fmt(v, style) for v in values]
-    return _pad(head + (texts if col.escaped else _escaped(texts)), align)
+    return _pad(head + (texts if col.escaped else _escaped(texts, space)), align)
+
+
+def composed(column: str) -> bool:
+    """Whether the column holds only text shmctl composes (a time, an orphan's reason), never
+    text from the system: a terminal shows its spaces as they are."""
+    return COLUMNS[column].fmt is _time or column == "ORPHAN"
 
 
 def cells(segments: Sequence[Segment], columns: Sequence[str], style: Style) -> List[List[str]]:
-    return [column_cells(name, segments, style) for name in columns]
+    """The cells of a terminal table (rich, watch). Whole cells stand in columns there, so
+    composed texts keep their spaces (`Tue Nov 24 06:38:47 2026 CET`); a name, user or
+    command keeps its \\x20, so that an address pasted from the screen is one word and no
+    cell can pose as two. A pipe's plain table escapes every space (awk splits on them)."""
+    return [column_cells(name, segments, style, space=not composed(name)) for name in columns]
 
 
 def plain_table(segments: Sequence[Segment], columns: Sequence[str], style: Style,
@@ -95,38 +106,24 @@ def plain_table_chunks(segments: Sequence[Segment], columns: Sequence[str], styl
 
 def rich_table(segments: Sequence[Segment], columns: Sequence[str], style: Style, headings: bool = True,
                title: Optional[str] = None):
-    """The table fitted to the terminal (render/layout.py): no cell ever folds."""
+    """The table fitted to the terminal (render/layout.py): no cell ever folds, the address
+    is never cut, and what cannot fit at all becomes a record per segment."""
     from .layout import Column
     fields = [COLUMNS[name] for name in columns]
-    specs = [Column(name if headings else "", texts, f.priority, f.squeeze, name in style.pinned)
+    specs = [Column(name, texts, f.priority, f.squeeze, name in style.pinned)
              for name, f, texts in zip(columns, fields, cells(segments, columns, style))]
     return rich_grid(specs, [f.right for f in fields], style, headings, title, [f.colour for f in fields])
 
 
 def rich_grid(specs, right: Sequence[bool], style: Style, headings: bool = True, title: Optional[str] = None,
               colours: Optional[Sequence] = None, title_justify: str = "center"):
-    """A rich table of whole cells: the columns layout.fit keeps, at exactly the widths it
-    gives, never wrapped; `min_width` tells print_rich how wide the lines are (wider than
-    the terminal only where -W or unshrinkable columns ask for it)."""
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    from .layout import cut_cells, fit
-    layout = fit(specs, style.width or 1 << 30, style.notruncate)
-    table = Table(box=box.SIMPLE_HEAD, show_header=headings, header_style="bold", title=title, pad_edge=False,
-                  show_edge=False, padding=0, min_width=layout.total, title_justify=title_justify)
-    shown = []
-    for i, width in zip(layout.keep, layout.widths):
-        table.add_column(specs[i].heading, justify="right" if right[i] else "left", no_wrap=True, width=width,
-                         overflow="ellipsis")
-        colour = colours[i] if colours else None
-        # Text, not a str: rich would read "[bold]" in a name as markup
-        shown.append([Text(t) if colour is None else Text.from_markup(colour(t))
-                      for t in cut_cells(specs[i].cells, width)])
-    for row in zip(*shown):
-        table.add_row(*row)
-    return table
+    """Whole cells, at the widths layout.fit gives, each line printed as it is (never
+    wrapped): a rich renderable whose `min_width` tells print_rich how wide its widest line
+    is (wider than the terminal only for -W, or an address longer than the whole width)."""
+    from .layout import table_lines
+    from .terminal import grid
+    layout, lines = table_lines(specs, right, style.width, style.notruncate, headings)
+    return grid(layout, lines, headings, title, colours, title_justify)
 
 
 # --- JSON (json_text.py), re-exported: callers say render.inventory_json ---
@@ -177,8 +174,8 @@ NAMESPACE_HEADERS = ("NAMESPACE", "KINDS", "COUNT", "SIZE", "RSS", "PID", "CONTA
 def _namespace_lines(rows: List[dict], style: Style) -> List[str]:
     """One line per namespace; on a terminal fitted to it (COMMAND and CONTAINER cut first)."""
     from .layout import Column, fitted_lines
-    table = [(r["namespace"], ",".join(r["kinds"]), str(r["count"]), style.size(r["size"]), style.size(r["rss"]),
-              str(r["pid"] or "-"), printable(r["container"] or "-", space=True),
+    table = [(f'{r["type"]}:{r["namespace"]}', ",".join(r["kinds"]), str(r["count"]), style.size(r["size"]),
+              style.size(r["rss"]), str(r["pid"] or "-"), printable(r["container"] or "-", space=True),
               printable(r["command"], space=True)) for r in rows]
     columns = list(zip(*table)) if table else [()] * len(NAMESPACE_HEADERS)
     priorities = (0, 4, 1, 2, 3, 6, 5, 7)
@@ -238,8 +235,37 @@ def summary_text(summary: dict, style: Style) -> str:
 
 # --- one segment in detail (stat) ---
 
-def detail_fields(s: Segment, style: Style) -> List[tuple]:
-    return stat_lines(s, style)
+def detail_fields(s: Segment, style: Style, columns: Optional[Sequence[str]] = None) -> List[tuple]:
+    """(label, text) of `stat`: every field of the segment's kind in stat order, or (-o, a
+    preset) the columns named, in their order; a column stat has no line for goes under its
+    name in lower case. PROCESSES is the table of attached processes (a `processes: -` line
+    where none is attached). -P (style.numeric_perms): the perms line in octal only."""
+    if columns is None:
+        lines = stat_lines(s, style)
+    else:
+        attached = bool(attachment_rows(s))
+        lines = [_detail_line(COLUMNS[name], s, style) for name in columns if name != "PROCESSES" or not attached]
+    if getattr(style, "numeric_perms", False):
+        perms = (COLUMNS["PERMS"].labels.get(s.kind, COLUMNS["PERMS"].label), COLUMNS["PERMS"].text(s, style))
+        lines = [perms if label == perms[0] else (label, text) for label, text in lines]
+    return lines
+
+
+def _shown(f, s: Segment) -> bool:
+    """Whether `stat` shows this field of this segment by default (as fields.stat_lines does)."""
+    return s.kind in f.kinds and not (f.omit_empty and f.value(s) in (None, ""))
+
+
+def _detail_line(f, s: Segment, style: Style) -> tuple:
+    label = f.labels.get(s.kind, f.label) if f.label else f.name.lower()
+    return label, f.detail(s, style) if f.detail is not None and _shown(f, s) else f.text(s, style)
+
+
+def detail_columns(s: Segment) -> List[str]:
+    """The columns of what `stat` shows of this segment by default (PROCESSES last, where
+    processes are attached): what `-o +COLS` adds to in the detail view."""
+    from .. import fields
+    return [f.name for f in fields.STAT_FIELDS if _shown(f, s)] + (["PROCESSES"] if attachment_rows(s) else [])
 
 
 ATTACH_HEADERS = ("PID", "USER", "RANGE", "PERMS", "OFFSET", "COMMAND")
@@ -250,19 +276,23 @@ def attachment_rows(s: Segment) -> List[tuple]:
              f"0x{a.offset:x}" if a.end else "-", a.command or a.comm) for a in s.attachments or ()]
 
 
-def _printable_fields(s: Segment, style: Style) -> List[tuple]:
-    return [(k, printable(v)) for k, v in detail_fields(s, style)]
+def _printable_fields(s: Segment, style: Style, columns: Optional[Sequence[str]] = None) -> List[tuple]:
+    return [(k, printable(v)) for k, v in detail_fields(s, style, columns)]
 
 
-def _printable_rows(s: Segment) -> List[tuple]:
+def _printable_rows(s: Segment, columns: Optional[Sequence[str]] = None) -> List[tuple]:
+    """The attached processes' rows: none where the columns chosen leave PROCESSES out."""
+    if columns is not None and "PROCESSES" not in columns:
+        return []
     return [tuple(map(printable, row)) for row in attachment_rows(s)]
 
 
-def detail_text(s: Segment, style: Style) -> str:
-    fields = _printable_fields(s, style)
-    width = max(len(k) for k, _ in fields)
+def detail_text(s: Segment, style: Style, columns: Optional[Sequence[str]] = None) -> str:
+    """`stat` on a pipe: `label: value` lines (of the columns chosen, or all), then the processes."""
+    fields = _printable_fields(s, style, columns)
+    width = max((len(k) for k, _ in fields), default=0)
     lines = [f"{k + ':':<{width + 1}} {v}" for k, v in fields]
-    rows = _printable_rows(s)
+    rows = _printable_rows(s, columns)
     if rows:
         lines.append("processes:")
         table = [ATTACH_HEADERS] + rows
@@ -271,29 +301,22 @@ def detail_text(s: Segment, style: Style) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rich_detail(s: Segment, style: Style):
-    """`stat` on a terminal: label and value; a long value wraps at its spaces under the
-    value column, and the address is never broken (the lines grow wider instead)."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
+def rich_detail(s: Segment, style: Style, columns: Optional[Sequence[str]] = None):
+    """`stat` on a terminal: label and value, one field a line; a value that does not fit
+    beside its label goes whole on the next line, indented (never folded, never cut)."""
+    from .terminal import detail_lines
     style = style.with_times("full")  # a terminal has room for the whole time here
-    fields = _printable_fields(s, style)
-    label_width = max(len(k) for k, _ in fields)
-    address_width = len(dict(fields).get("address", ""))
-    table = Table(box=None, show_header=False, pad_edge=False, padding=0,
-                  min_width=label_width + 1 + address_width)
-    table.add_column(style="bold", no_wrap=True, width=label_width + 1)
-    table.add_column(overflow="fold")
-    for k, v in fields:
-        table.add_row(k, Text.from_markup(COLUMNS["STATUS"].colour(v)) if k == "status" else Text(v))
-    rows = _printable_rows(s)
+    fields = _printable_fields(s, style, columns)
+    detail = detail_lines(fields, style.width, {"status": COLUMNS["STATUS"].colour})
+    rows = _printable_rows(s, columns)
     if not rows:
-        return table
+        return detail
+    from rich.console import Group
+
     from .layout import Column
     columns = list(zip(*rows))
     priorities = {"PID": 0, "USER": 3, "RANGE": 4, "PERMS": 5, "OFFSET": 6, "COMMAND": 2}
     specs = [Column(h, columns[i], priorities[h], squeeze=h == "COMMAND") for i, h in enumerate(ATTACH_HEADERS)]
     procs = rich_grid(specs, [h == "PID" for h in ATTACH_HEADERS], style, title="attached processes",
                       title_justify="left")
-    return Group(table, procs)
+    return Group(detail, procs)

@@ -1,7 +1,8 @@
 """`list -e/--export` and `--newline` (lsipc -e, lsipc -n): COLUMN="value" pairs that a shell
-can `eval`. Values are the printable text of the cell (backslash and control characters as
-\\xHH), and inside the double quotes `"`, `$` and a backquote are \\xHH too: nothing in a value
-can end the quotes or expand, and every address still reads back as printed."""
+can `eval`. Values are the printable text of the cell, names never replaced by --numeric-ids'
+ids (backslash and control characters as \\xHH), and inside the double quotes `"`, `$` and a
+backquote are \\xHH too: nothing in a value can end the quotes or expand, and every address
+still reads back as printed."""
 from __future__ import annotations
 
 import re
@@ -35,7 +36,9 @@ def _texts(column: str, segments: Sequence[Segment], style: Style) -> List[str]:
 def export_text(segments: Sequence[Segment], columns: Sequence[str], style: Style, shell: bool = False,
                 newline: bool = False) -> str:
     """One line per segment of NAME="value" pairs, or (newline) one pair a line and a blank
-    line between segments."""
+    line between segments. A pair means what its name says in every form: OWNER is the name
+    with --numeric-ids too (UID holds the id), as in JSON."""
+    style = style.with_names()
     names = [shell_name(c) if shell else c for c in columns]
     table = [[f"{name}={quoted(text)}" for text in _texts(column, segments, style)]
              for name, column in zip(names, columns)]

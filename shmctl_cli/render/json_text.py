@@ -295,7 +295,7 @@ def inventory_json(inv: Inventory, style: Style, processes: bool, summary: Optio
 
 
 def namespace_dict(n) -> dict:
-    return {"namespace": n.label, "type": n.type, "inode": n.inode, "home": n.home, "pid": n.pid,
+    return {"namespace": n.inode, "type": n.type, "home": n.home, "pid": n.pid,
             "command": printable(n.command), "container": _maybe_printable(n.container), "kinds": n.kinds}
 
 

@@ -79,16 +79,21 @@ def footer(sort: str):
 
 def screen(segments: Sequence[Segment], removed: Sequence[Segment], marks: Dict[str, Mark],
            columns: Sequence[str], style: Style, sort: str, header: str, height: Optional[int] = None):
-    """The whole screen as one rich renderable."""
+    """The whole screen as one rich renderable: as many rows as its lines hold (a row whose
+    address stands on a line of its own takes two or more), then how many more there are."""
     from rich.console import Group
     from rich.text import Text
     rows = sort_rows(list(segments) + list(removed), sort, style)
     gone = {id(s) for s in removed}
     room = None if height is None else max(1, height - 5)  # header, table head (2), footer, spare
-    more = 0
-    if room is not None and len(rows) > room:
-        rows, more = rows[:room - 1], len(rows) - (room - 1)
-    table = watch_table(rows, gone, marks, columns, style)
+    shown = rows if room is None else rows[:room]
+    while True:
+        table, used = watch_table(shown, gone, marks, columns, style)
+        budget = None if room is None else room - (len(shown) < len(rows))  # a line for "… N more"
+        if budget is None or used <= budget or len(shown) <= 1:
+            break
+        shown = shown[:max(1, len(shown) - max(1, used - budget))]
+    more = len(rows) - len(shown)
     parts = [Text(printable(header), no_wrap=True, overflow="ellipsis"), table]
     if more:
         parts.append(Text(f"… {more} more (sorted by {sort})", style="dim"))
@@ -116,26 +121,29 @@ def size_cells(rows: Sequence[Segment], texts: List[str], marks: Dict[str, Mark]
 
 def watch_table(rows: Sequence[Segment], gone: set, marks: Dict[str, Mark], columns: Sequence[str],
                 style: Style):
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
+    """The table of `list` (render/layout.py: no cell folds, the address is never cut, a long
+    one stands on its own line and folds only at the screen's edge where it is wider than the
+    whole screen), each row in its highlight; and how many screen lines its rows take. -W:
+    every column whole, the screen crops what is wider than itself (as watch(1))."""
     from . import cells
-    from .layout import Column, cut_cells, fit
+    from .layout import Column, table_lines
+    from .terminal import grid
     texts = cells(rows, columns, style)
     if "SIZE" in columns:
         i = list(columns).index("SIZE")
         texts[i] = size_cells(rows, texts[i], marks, style)
     fields = [COLUMNS[c] for c in columns]
     specs = [Column(name, t, f.priority, f.squeeze, name in style.pinned) for name, f, t in zip(columns, fields, texts)]
-    layout = fit(specs, style.width or 1 << 30, style.notruncate)
-    table = Table(box=box.SIMPLE_HEAD, show_header=True, header_style="bold", pad_edge=False, show_edge=False,
-                  padding=0, min_width=layout.total)
-    shown = []
-    for i, width in zip(layout.keep, layout.widths):
-        table.add_column(specs[i].heading, justify="right" if fields[i].right else "left", no_wrap=True,
-                         width=width, overflow="ellipsis")
-        shown.append(cut_cells(specs[i].cells, width))
-    for row, row_style in zip(zip(*shown), row_styles(rows, gone, marks)):
-        table.add_row(*map(Text, row), style=row_style or None)
-    return table
+    layout, lines = table_lines(specs, [f.right for f in fields], style.width, style.notruncate, records=False)
+    table = grid(layout, lines, True, row_styles=row_styles(rows, gone, marks), fold_whole=not style.notruncate)
+    return table, screen_lines(lines, None if style.notruncate else style.width)
+
+
+def screen_lines(lines, width: Optional[int]) -> int:
+    """The screen lines the rows take: an address wider than the screen folds onto more."""
+    from .layout import plain, text_width
+    used = 0
+    for line in lines:
+        if line.row is not None:
+            used += max(1, -(-text_width([plain(line)]) // width)) if line.whole and width else 1
+    return used

@@ -11,13 +11,14 @@ from ...procfs.sysvipc import SHM_DEST, SHM_LOCKED, parse_sysvipc_shm_columns, r
 from ...units import format_key
 from ...system import View
 from ...units import plural
-from ..base import CreateOptions, Kind, completion_note
+from ..base import DESCRIBED, CreateOptions, Kind, completion_note
 from .hugetlb import settle as settle_hugetlb
 from .lookup import signed_key, table_line
 from .segment import open_segment, remove, resolve_key, resolve_shmid  # noqa: F401 (kinds.sysv API)
 
 if TYPE_CHECKING:
     from ...address import Address
+    from ..base import Typed
     from ..access import Handle
 
 
@@ -116,6 +117,10 @@ def find(address: "Address", view: View) -> Segment:
     return segment
 
 
+def _about(key: int, size: int, uid: int) -> str:
+    return completion_note("SysV", size, uid) + (f", key {format_key(key)}" if key else "")
+
+
 class SysvKind(Kind):
     name = "sysv"
     kernel_counts_users = True  # nattch comes from the kernel: certain
@@ -130,18 +135,28 @@ class SysvKind(Kind):
     def place(self, view: View):
         return view.ipc_ns
 
-    def complete(self, word: str, view: View):
+    def complete(self, typed: "Typed", view: View):
         """`sysv:SHMID`, and `sysv:key=0x...` once the word reaches past `sysv:`: from
-        /proc/sysvipc/shm alone."""
+        /proc/sysvipc/shm alone. A segment already on the line (by id or key) is left out."""
+        if not typed.may_become("sysv:"):
+            return []
         view.enter_ipc()
         c = read_sysvipc_shm(view.proc)
-        found = []
-        for shmid, key, size, uid in zip(c["shmid"], c["key"], c["size"], c["uid"]):
-            about = completion_note("SysV", size, uid) + (f", key {format_key(key)}" if key else "")
-            found.append((f"sysv:{shmid}", about))
-            if key and word.startswith("sysv:"):
-                found.append((f"sysv:key={format_key(key)}", about))
-        return found
+        taken = [a for a in typed.taken if a.kind == "sysv" and a.namespace is None]
+        ids, keys = {a.shmid for a in taken}, {a.key for a in taken if a.key}
+        rows = [row for row in zip(c["shmid"], c["key"], c["size"], c["uid"]) if row[0] not in ids
+                and row[1] not in keys]
+        with_keys = typed.starts("sysv:")
+        addresses, of = [], []
+        for row in rows:
+            addresses.append(f"sysv:{row[0]}")
+            of.append(row)
+            if row[1] and with_keys:
+                addresses.append(f"sysv:key={format_key(row[1])}")
+                of.append(row)
+        chosen = typed.choose(addresses)
+        describe = typed.describe and len(chosen) <= DESCRIBED
+        return [(candidate, _about(*of[i][1:]) if describe else "", form) for candidate, form, i in chosen]
 
     def check_create_options(self, address: "Address", options: CreateOptions) -> None:
         where = f"create {address}"
