@@ -73,7 +73,8 @@ class _Bar:
     def _draw(self, now: float) -> None:
         from ..render.layout import text_width
         from ..render.progress import progress_line
-        width = _stderr_width() - 1  # never the last column: a terminal would wrap there
+        from .output import terminal_width
+        width = terminal_width(2) - 1  # never the last column: a terminal would wrap there
         frame = progress_line(self.label, self.done, self.total, now - self.started, width)
         if self.dumb:
             _say(frame + "\n")
@@ -93,19 +94,6 @@ class _Bar:
             self._draw(time.monotonic())
         if not self.dumb and self.shown:
             _say("\r" + " " * self.width + "\r")
-
-
-def _stderr_width() -> int:
-    """$COLUMNS when set to a number (as util-linux reads it), else the size of the terminal
-    on stderr, whatever TERM says; 80 if neither is known."""
-    from ..units import is_ascii_digits
-    columns = os.environ.get("COLUMNS", "")
-    if is_ascii_digits(columns) and 0 < int(columns) < 1 << 16:
-        return int(columns)
-    try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns or 80
-    except (OSError, ValueError):
-        return 80
 
 
 def _say(text: str) -> None:

@@ -12,16 +12,17 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def terminal_width() -> int:
-    """The width tables fit into: $COLUMNS when set to a number (as util-linux reads it),
-    else the size of the terminal on stdout, whatever TERM says; 80 if neither is known."""
+def terminal_width(fd: int = 1) -> int:
+    """The width tables (fd 1) or progress frames (fd 2) fit into: $COLUMNS when set to a
+    number (as util-linux reads it), else the size of the terminal on fd, whatever TERM says;
+    80 if neither is known."""
     import os
     from ..units import is_ascii_digits
     columns = os.environ.get("COLUMNS", "")
     if is_ascii_digits(columns) and 0 < int(columns) < 1 << 16:
         return int(columns)
     try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
+        return os.get_terminal_size(fd).columns or 80
     except (OSError, ValueError):
         return 80
 

@@ -122,60 +122,27 @@ class FileParam(click.ParamType):
         return (directories if self.directory else files)(ctx, param, incomplete)
 
 
-# completers for options whose values are words of the system (shell_complete=...)
-def complete_columns(ctx, param, incomplete):
-    from .completion import columns
-    return columns(ctx, param, incomplete)
+# completers for options whose values are words of the system (shell_complete=...): each
+# imports completion.py only when a shell asks
+def _completer(name: str):
+    def complete(ctx, param, incomplete):
+        from . import completion
+        return getattr(completion, name)(ctx, param, incomplete)
+    complete.__name__ = f"complete_{name}"
+    return complete
 
 
-def complete_users(ctx, param, incomplete):
-    from .completion import users
-    return users(ctx, param, incomplete)
-
-
-def complete_groups(ctx, param, incomplete):
-    from .completion import groups
-    return groups(ctx, param, incomplete)
-
-
-def complete_sysctl(ctx, param, incomplete):
-    from .completion import sysctl_assignments
-    return sysctl_assignments(ctx, param, incomplete)
-
-
-def complete_segment_ids(ctx, param, incomplete):
-    from .completion import segment_ids
-    return segment_ids(ctx, param, incomplete)
-
-
-def complete_shmids(ctx, param, incomplete):
-    from .completion import shmids
-    return shmids(ctx, param, incomplete)
-
-
-def complete_shm_keys(ctx, param, incomplete):
-    from .completion import shm_keys
-    return shm_keys(ctx, param, incomplete)
-
-
-def complete_posix_names(ctx, param, incomplete):
-    from .completion import posix_names
-    return posix_names(ctx, param, incomplete)
-
-
-def complete_all_kinds(ctx, param, incomplete):
-    from .completion import all_kinds
-    return all_kinds(ctx, param, incomplete)
-
-
-def complete_pids(ctx, param, incomplete):
-    from .completion import pids
-    return pids(ctx, param, incomplete)
-
-
-def complete_attach_command(ctx, param, incomplete):
-    from .completion import attach_command
-    return attach_command(ctx, param, incomplete)
+complete_columns = _completer("columns")
+complete_users = _completer("users")
+complete_groups = _completer("groups")
+complete_sysctl = _completer("sysctl_assignments")
+complete_segment_ids = _completer("segment_ids")
+complete_shmids = _completer("shmids")
+complete_shm_keys = _completer("shm_keys")
+complete_posix_names = _completer("posix_names")
+complete_all_kinds = _completer("all_kinds")
+complete_pids = _completer("pids")
+complete_attach_command = _completer("attach_command")
 
 
 SIZE = SizeParam()
