@@ -370,3 +370,16 @@ def test_real_bash_quotes_a_hostile_name_for_the_shell(unique, cleanup_shm, shmc
     r = subprocess.run(["bash", "-c", f"printf %s {candidate}"], capture_output=True, text=True)
     assert r.stdout == f"/{unique.name} $(touch pwned)\\x0a"
     assert run("stat", r.stdout).code == 0
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_limits_columns_complete_as_list_columns_do(shell):
+    """`limits -o` and `list -l -o` (which passes -o on to the limits) offer the limits'
+    columns, each described as list's are (zsh, fish)."""
+    assert values(shell, "shmctl list -l -o RES") == ["RESOURCE"]
+    assert values(shell, "shmctl list -g -o NAME,+OVER") == []  # `+` only at the start
+    assert values(shell, "shmctl list -g -o +OVER") == ["+OVERCOMMIT"]
+    assert values(shell, "shmctl list -o RES") == []  # list's own columns otherwise
+    described = complete(shell, "shmctl limits -o US")
+    assert [v for _, v, _ in described] == ["USED", "USE%"]
+    assert shell == "bash" or all(help_ for _, _, help_ in described), described

@@ -534,16 +534,26 @@ def attach_command(ctx, param, incomplete: str) -> list:
 
 
 def columns(ctx, param, incomplete: str) -> list:
-    """Column names for -o/--sort: after the last comma too, and after a leading `+`."""
-    from ..fields import COLUMNS
+    """Column names for -o/--sort: after the last comma too, and after a leading `+`; the
+    limits' for `limits -o` and `list -l/-g -o` (which passes -o on to the limits)."""
     many = param is None or param.name == "columns"  # -o takes a list and `+`; --sort one name
     head, comma, last = incomplete.rpartition(",") if many else ("", "", incomplete)
     plus = "+" if many and not comma and last.startswith("+") else ""
     before = head + comma + plus
     last = last[len(plus):].upper()
     chosen = {c.strip().lstrip("+").upper() for c in head.split(",")}
-    return _items([(before + name, column.help) for name, column in COLUMNS.items()
+    return _items([(before + name, about) for name, about in _column_table(ctx, many)
                    if name.startswith(last) and name not in chosen])
+
+
+def _column_table(ctx, many: bool) -> list:
+    """(name, help) of the columns -o names here: the limits' and pools', or list's."""
+    params = ctx.params if ctx is not None else {}
+    if many and ctx is not None and (ctx.command.name == "limits" or params.get("limits") or params.get("limits_")):
+        from ..render.limits import LIMIT_COLUMNS, POOL_COLUMNS
+        return [(name, column.help) for table in (LIMIT_COLUMNS, POOL_COLUMNS) for name, column in table.items()]
+    from ..fields import COLUMNS
+    return [(name, column.help) for name, column in COLUMNS.items()]
 
 
 def users(ctx, param, incomplete: str) -> list:

@@ -9,7 +9,7 @@ import click
 
 from ..errors import Exit
 from .output import data, is_terminal, note, print_rich, terminal_option_list
-from .params import FILE, SIZE, NumberParam, SizeParam, complete_groups, complete_sysctl
+from .params import FILE, SIZE, NumberParam, SizeParam, complete_columns, complete_groups, complete_sysctl
 
 JSON_HELP = "JSON: numbers as numbers, sizes in bytes."
 NOTRUNCATE_HELP = ("Never cut or drop a column to fit the terminal. Without it, a narrow terminal cuts the "
@@ -43,16 +43,6 @@ def _collect(system):
     return collect(system)
 
 
-def _complete_columns(ctx, param, incomplete):
-    """-o: the limits' and pools' column names, after a comma or a `+` too."""
-    from ..render.limits import ALL_COLUMNS
-    head, comma, last = incomplete.rpartition(",")
-    plus = "+" if not comma and last.startswith("+") else ""
-    chosen = {c.strip().lstrip("+").upper() for c in head.split(",")}
-    return [head + comma + plus + name for name in ALL_COLUMNS
-            if name.startswith(last[len(plus):].upper()) and name not in chosen]
-
-
 @click.group("limits", invoke_without_command=True, short_help="Show the kernel's shared-memory limits and their use.")
 @click.option("-J", "--json", "as_json", is_flag=True,
               help=JSON_HELP + " With -o or --output-all: the rows of the tables, with those columns.")
@@ -65,7 +55,7 @@ def _complete_columns(ctx, param, incomplete):
               help="With --export/--newline: column names usable as shell variables (USE% -> USE_PCT).")
 @click.option("--newline", is_flag=True,
               help='Each COLUMN="value" on a line of its own, a blank line between rows (lsipc -n).')
-@click.option("-o", "--output", "columns", metavar="COLS", shell_complete=_complete_columns,
+@click.option("-o", "--output", "columns", metavar="COLS", shell_complete=complete_columns,
               help="Comma-separated columns; '+COLS' adds to the defaults (NAME,VALUE,USED,USE%,UNIT, and "
                    "DESCRIPTION on a terminal). lsipc -g's RESOURCE, DESCRIPTION, LIMIT, USED and USE% are "
                    "columns too; POOL, TOTAL, FREE, ... are the huge page pools'. --list-columns lists them all.")

@@ -8,8 +8,8 @@ import click
 
 from .. import KINDS
 from ..errors import Exit
-from .output import (choose_columns, data, make_style, may_miss_holders, note, note_hidden, output_options,
-                     render_inventory)
+from .output import (choose_columns, data, hidden_changes_summary, hidden_matters, make_style, note, note_hidden,
+                     output_options, render_inventory)
 from .params import SIZE, complete_columns, complete_segment_ids, complete_users
 
 if TYPE_CHECKING:
@@ -221,32 +221,6 @@ def print_columns(ctx, as_json: bool) -> Exit:
 def _json_names(processes: bool) -> List[str]:
     from ..fields import COLUMNS
     return [n for n in COLUMNS if processes or n != "PROCESSES"]
-
-
-def hidden_matters(segments, names: Sequence[str], kinds: Sequence[str] = ()) -> bool:
-    """Whether hidden processes change what is shown: a PROCESSES column that may miss some, a
-    NATTCH of `N+`/`?`, a status or reason of `orphan?`, or a kind whose segments only the
-    processes show (mmap: a hidden process hides whole segments)."""
-    if _found_in_processes(kinds):
-        return True
-    if "PROCESSES" in names and any(map(may_miss_holders, segments)):
-        return True
-    if "NATTCH" in names and any(s.nattch_unsure for s in segments):
-        return True
-    return bool({"STATUS", "ORPHAN"} & set(names)) and any(s.orphan_unsure for s in segments)
-
-
-def hidden_changes_summary(segments, kinds: Sequence[str]) -> bool:
-    """Whether hidden processes change -u's totals: the count of a kind that only the
-    processes show, or the deleted objects still held (only the processes show those, and
-    the pids that free them). SysV and POSIX counts, sizes and RSS are the kernel's and
-    /dev/shm's: no."""
-    return _found_in_processes(kinds) or any(s.deleted for s in segments)
-
-
-def _found_in_processes(kinds: Sequence[str]) -> bool:
-    from .. import kinds as backend
-    return any(backend.kind(name).found_in_processes for name in kinds)
 
 
 def report_unseen(inv: "Inventory", view, names: Sequence[str], kinds: Sequence[str] = (),

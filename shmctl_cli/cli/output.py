@@ -251,6 +251,32 @@ def may_miss_holders(seg) -> bool:
 SHOWN_PIDS = 5  # the hidden pids a note names
 
 
+def hidden_matters(segments, names: Sequence[str], kinds: Sequence[str] = ()) -> bool:
+    """Whether hidden processes change what is shown: a PROCESSES column that may miss some, a
+    NATTCH of `N+`/`?`, a status or reason of `orphan?`, or a kind whose segments only the
+    processes show (mmap: a hidden process hides whole segments)."""
+    if _found_in_processes(kinds):
+        return True
+    if "PROCESSES" in names and any(map(may_miss_holders, segments)):
+        return True
+    if "NATTCH" in names and any(s.nattch_unsure for s in segments):
+        return True
+    return bool({"STATUS", "ORPHAN"} & set(names)) and any(s.orphan_unsure for s in segments)
+
+
+def hidden_changes_summary(segments, kinds: Sequence[str]) -> bool:
+    """Whether hidden processes change -u's totals: the count of a kind that only the
+    processes show, or the deleted objects still held (only the processes show those, and
+    the pids that free them). SysV and POSIX counts, sizes and RSS are the kernel's and
+    /dev/shm's: no."""
+    return _found_in_processes(kinds) or any(s.deleted for s in segments)
+
+
+def _found_in_processes(kinds: Sequence[str]) -> bool:
+    from .. import kinds as backend
+    return any(backend.kind(name).found_in_processes for name in kinds)
+
+
 def note_hidden(pids: Sequence[int]) -> None:
     """Say, once, which processes the maps scan could not see: call it only where they change
     the answer in front of the user (a NATTCH of `N+`/`?`, `orphan?`, a PROCESSES column,

@@ -6,7 +6,7 @@ from typing import Callable, List, Optional, Sequence
 import click
 
 from ..errors import Exit
-from .output import (STAT_NOTRUNCATE_HELP, STAT_TIME_HELP, check_output_conflicts, choose_columns, data,
+from .output import (STAT_NOTRUNCATE_HELP, STAT_TIME_HELP, check_output_conflicts, choose_columns, data, hidden_matters,
                      is_terminal, make_style, may_miss_holders, note_hidden, output_options_for, print_rich,
                      render_inventory)
 from .params import ADDRESS
@@ -98,10 +98,5 @@ def _fields_of(segment, out, preset: Sequence[str], detail: bool) -> Optional[Li
 
 def _hidden_matter(segment, names: Optional[List[str]]) -> bool:
     """Whether the hidden processes change what is shown of a segment that may miss holders:
-    the whole view (names None: its processes), or chosen fields that count or name them
-    (PROCESSES, an `N+` NATTCH, an `orphan?` STATUS or ORPHAN), as for `list`."""
-    if names is None or "PROCESSES" in names:
-        return True
-    if "NATTCH" in names and segment.nattch_unsure:
-        return True
-    return bool({"STATUS", "ORPHAN"} & set(names)) and bool(segment.orphan_unsure)
+    the whole view (names None: its processes), or chosen fields as for `list`."""
+    return names is None or hidden_matters([segment], names)
