@@ -164,3 +164,13 @@ def test_rm_all_kind_verbose_and_bad_ids(hold, unique, cleanup_shm):
     assert r.code == 0 and posix in r.out.split(), r
     for bad in ("-1", "²", "١٢", "+1"):
         assert run_in_process("rm", "-m", bad).code == 2, bad
+
+
+@pytest.mark.parametrize("args", [("rm", "--dry-run", "ADDR"), ("limits", "set", "--dry-run", "shmmni=4000"),
+                                  ("limits", "hugepages"), ("limits", "recommend", "--for", "1G")])
+def test_short_json_flag_wherever_json_is(segment, args):
+    """-J is --json in every command that has --json (lsipc, lsfd: -J/--json)."""
+    argv = [a.replace("ADDR", f"sysv:{segment[1]}") for a in args]
+    short, long_ = run(*argv, "-J"), run(*argv, "--json")
+    assert (short.code, short.out) == (long_.code, long_.out), (short, long_)
+    assert long_.out.lstrip().startswith(("{", "["))

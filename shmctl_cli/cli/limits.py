@@ -164,7 +164,7 @@ def _split_persist(assignments: Tuple[str, ...], persist: Optional[str]) -> Tupl
 @click.option("--dry-run", is_flag=True, help="Print the sysctl lines and what would change; change nothing.")
 @click.option("--force", is_flag=True, help="Set shmall or shmmni below what is in use, or shm_rmid_forced=1 "
                                             "though it destroys orphaned segments.")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("-J", "--json", "as_json", is_flag=True, help=JSON_HELP)
 def set_command(assignments, persist, dry_run, force, as_json):
     """Set shmmax (bytes: 32G), shmall (pages, or a size: 32G), shmmni, shm_rmid_forced in
     the caller's IPC namespace. Everything is checked before anything is written; every
@@ -220,7 +220,7 @@ def _report_changes(changes, plan, dry_run: bool, as_json: bool) -> None:
 @click.option("--persist", is_flag=False, flag_value="", default=None, type=FILE, metavar="[FILE]",
               help="Also write vm.nr_hugepages (default page size) to sysctl.d, as for `limits set`; "
                    "for other sizes, print the kernel command line to use.")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("-J", "--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("-W", "--notruncate", is_flag=True, help=NOTRUNCATE_HELP)
 def hugepages_command(size, count, overcommit, persist, as_json, notruncate):
     """Show the huge page pools, or size one: --count N sets its nr_hugepages and reports
@@ -297,7 +297,7 @@ def _resolve_group(text: Optional[str]) -> Optional[int]:
                                                             "default: Hugepagesize.")
 @click.option("--group", metavar="GROUP", shell_complete=complete_groups, help="The workload's group, for vm.hugetlb_shm_group (with --hugepages).")
 @click.option("--apply", is_flag=True, help="Make the changes (root): limits set, the pool, hugetlb_shm_group.")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@click.option("-J", "--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
 @click.option("-W", "--notruncate", is_flag=True, help=NOTRUNCATE_HELP)
 def recommend_command(size, segments, hugepages, huge_size, group, apply, as_json, exact, notruncate):

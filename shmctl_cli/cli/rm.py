@@ -200,7 +200,7 @@ FILTERS_HELP = ("Age is the time since the last use the kernel records: SysV, th
                    "unlink a named mmap file on a disk filesystem. Never with --plan.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before removing (--all, --orphans, several).")
 @click.option("--dry-run", is_flag=True, help="Say what would be removed, remove nothing.")
-@click.option("--json", "as_json", is_flag=True,
+@click.option("-J", "--json", "as_json", is_flag=True,
               help="With --dry-run: the plan as JSON on stdout (what would be removed, with identities; what "
                    "is skipped and why), for review and rm --plan.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the removed addresses.")

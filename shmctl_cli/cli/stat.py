@@ -22,7 +22,8 @@ def stat_command(address, out):
 
     ADDRESS is sysv:SHMID, sysv:key=KEY, sysv:ftok=PATH,PROJ, posix:/NAME (or /NAME),
     mmap:/PATH or mmap:@INODE; \\xHH in it is the byte HH, as `list` prints names.
-    `shmctl list -i ID` prints the same, and takes the same options.
+    `shmctl list -i ID` prints the same, with the same output options (and list's presets
+    -t, -c and -p).
 
     -o COLS, -o +COLS and --output-all choose the fields; -r, -n, -e and --newline print
     the segment as one row of `list` in that form; --json honours -o.

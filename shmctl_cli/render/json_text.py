@@ -235,11 +235,6 @@ def _runs(writers: List[_FieldWriter], sample: Sequence[Segment]) -> list:
     return grouped
 
 
-def _json_items(field: Field, segments: Sequence[Segment], style: Style) -> List[str]:
-    """One field's `"key": value` lines for `segments` (see _FieldWriter)."""
-    return _FieldWriter(field, style).items(segments)
-
-
 def segments_json_chunks(segments: Sequence[Segment], style: Style, processes: bool,
                          columns: Optional[Sequence[str]] = None) -> Iterator[str]:
     """The "segments" array, text for text what json.dumps(segment_dicts(...), indent=2) gives

@@ -21,11 +21,13 @@ rows. `notruncate` (-W) keeps every column at its natural width, one line per ro
 wide. Pure: no rich, no terminal."""
 from __future__ import annotations
 
+import re
 from typing import FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 MIN_SQUEEZE = 8
 GAP = 1  # one space between columns, as ipcs, lsipc and the plain output
 ELLIPSIS = "…"
+_ESCAPE = re.compile(r"\\x[0-9a-fA-F]{2}")  # how address.printable writes a byte
 INDENT = "  "  # a record's fields, and a value moved under its label
 
 
@@ -164,7 +166,11 @@ def cut(text: str, width: int) -> str:
     from rich.cells import cell_len, set_cell_size
     if cell_len(text) <= width:
         return text
-    return set_cell_size(text, max(0, width - 1)) + ELLIPSIS
+    kept = set_cell_size(text, max(0, width - 1))
+    escape = kept.rfind("\\", max(0, len(kept) - 3))
+    if escape >= 0 and len(kept) < escape + 4 and _ESCAPE.match(text, escape):
+        kept = kept[:escape]  # never half an escape: `\x0…` would read as another byte
+    return kept + ELLIPSIS
 
 
 def cut_cells(cells: Sequence[str], width: int) -> List[str]:

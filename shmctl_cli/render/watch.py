@@ -63,10 +63,6 @@ def header_line(now: str, segments: Sequence[Segment], kinds: Sequence[str], sty
     return f"{now}  " + "  ".join(parts) + (f"  · {about}" if about else "")
 
 
-def footer_line(sort: str) -> str:
-    return f"q quit  s sort:{sort} " + "".join(f" {word}" for word, _style in LEGEND)
-
-
 def footer(sort: str):
     """The keys, and the legend with each word in its own highlight."""
     from rich.text import Text
