@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run, run_in_process
+from test_terminal import on_terminal
 from shmctl_cli.address import parse_address, printable
 from shmctl_cli.render.export import quoted
 
@@ -86,6 +87,9 @@ def printed_addresses(token: str, kinds=("posix", "mmap")) -> dict:
     forms["raw"] = [line for line in raw.out.splitlines() if token in line]
     plain = run("list", *kind_args, "-o", "ADDRESS,SIZE")  # a pipe: aligned plain text
     forms["plain"] = [line.split()[0] for line in plain.out.splitlines() if token in line]
+    screen = on_terminal("list", *kind_args, "-o", "ADDRESS,SIZE", columns=400)  # the table a person sees
+    assert screen.code == 0, screen.err
+    forms["terminal"] = [line.split()[0] for line in screen.lines if token in line]
     export = run("list", *kind_args, "-e", "-o", "ADDRESS")  # `eval` of a line gives ADDRESS
     assert export.code == 0, export
     forms["export"] = [_eval_export(line) for line in export.out.splitlines() if token in line]
