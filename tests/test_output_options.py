@@ -125,6 +125,18 @@ def test_presets_combine(segment):
                                     "group", "cpid", "lpid", "processes"] for s in segs)
 
 
+def test_stat_takes_the_presets_as_list_i_does(segment):
+    """stat ADDRESS -t/-c/-p is list -i ID -t/-c/-p: the same fields, in every form."""
+    h, shmid = segment
+    for args in (["-t"], ["-c", "-p"], ["-t", "-J"], ["-p", "-e"], ["-c", "-o", "+SIZE"]):
+        ours, theirs = run("stat", f"sysv:{shmid}", *args), run("list", "-i", shmid, *args)
+        assert ours.code == 0 and (ours.out, ours.err) == (theirs.out, theirs.err), (args, ours, theirs)
+    fields = run("stat", f"sysv:{shmid}", "-t", "-J").json()
+    assert [k for k in fields if k != "hidden_processes"] == ["address", "id", "owner", "atime", "dtime", "ctime"]
+    refused = run("stat", f"sysv:{shmid}", "-t", "-o", "SIZE")
+    assert (refused.code, refused.err) == (2, "shmctl: stat: -t conflicts with -o SIZE (-o +SIZE adds columns to -t)\n")
+
+
 # --- conflicting and ignored options: exit 2, one line ---
 
 @pytest.mark.parametrize("args,message", [

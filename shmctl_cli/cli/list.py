@@ -8,8 +8,9 @@ import click
 
 from .. import KINDS
 from ..errors import Exit
-from .output import (choose_columns, data, hidden_changes_summary, hidden_matters, make_style, note, note_hidden,
-                     output_options, render_inventory)
+from .output import (check_preset_conflict, choose_columns, data, hidden_changes_summary, hidden_matters,
+                     make_style, note, note_hidden, output_options, preset_columns, preset_of_kind, preset_options,
+                     render_inventory)
 from .params import SIZE, complete_columns, complete_segment_ids, complete_users
 
 if TYPE_CHECKING:
@@ -54,43 +55,13 @@ def _kinds(kinds: Tuple[str, ...], shmems: bool) -> List[str]:
     return chosen
 
 
-PRESETS = {
-    # ipcs -t, -c, -p: the same columns under the same letters
-    "time": ["ADDRESS", "ID", "OWNER", "ATIME", "DTIME", "CTIME"],
-    "creator": ["ADDRESS", "ID", "PERMS", "CUID", "CUSER", "CGID", "CGROUP", "UID", "OWNER", "GID", "GROUP"],
-    "pid": ["ADDRESS", "ID", "OWNER", "CPID", "LPID", "PROCESSES"],
-}
-
-
-def preset_columns(presets: Sequence[str], kinds: Sequence[str]) -> List[str]:
-    """The columns of -t, -c and -p, and of two or three of them together (lsipc combines
-    them too): their union in the order time, creator, pid, ADDRESS first, each column once."""
-    names: List[str] = []
-    for preset, columns in PRESETS.items():
-        if preset in presets:
-            names += columns
-            if preset == "time":  # files have an mtime too: when they are listed
-                from ..fields import COLUMNS
-                names += [c for c in ("MTIME",) if set(kinds) & set(COLUMNS[c].kinds)]
-    return list(dict.fromkeys(names))
-
-
-def _presets(time_, creator, pid) -> Tuple[str, ...]:
-    return tuple(name for name, on in (("time", time_), ("creator", creator), ("pid", pid)) if on)
-
-
-def _flags(presets: Sequence[str]) -> str:
-    return "/".join(f"-{name[0]}" for name in presets)
-
-
 def check_conflicts(out, preset, summary, segment_id, limits, details, sort_column=None) -> None:
     """Options that cannot both hold: a usage error (exit 2), never one silently ignored."""
     from ..errors import UsageError
     from .output import check_output_conflicts
     check_output_conflicts(out)
     cols = out.columns or ""
-    if preset and cols and not cols.startswith("+"):
-        raise UsageError("list", f"{_flags(preset)} conflicts with -o {cols}", f"-o +{cols} adds columns to {_flags(preset)}")
+    check_preset_conflict(out, preset, "list")
     if summary and (cols or out.output_all or preset):
         raise UsageError("list", "-u conflicts with -o/--output-all/-t/-c/-p", "-u prints totals, no columns")
     if summary and sort_column:
@@ -114,13 +85,7 @@ def _id_address(text: str):
 @click.option("-k", "--kind", "kinds", type=click.Choice(KINDS), multiple=True,
               help="Only this kind (repeatable). Default: all three.")
 @click.option("-m", "--shmems", "shmems", is_flag=True, help="SysV segments (ipcs -m habit).")
-@click.option("-t", "--time", "time_", is_flag=True,
-              help="Columns of times: ADDRESS ID OWNER ATIME DTIME CTIME (+ MTIME for files; ipcs -t). -t, -c "
-                   "and -p combine, each column once (lsipc -c -t).")
-@click.option("-c", "--creator", is_flag=True,
-              help="Columns of creator and owner: PERMS CUID CUSER CGID CGROUP UID OWNER GID GROUP (ipcs -c).")
-@click.option("-p", "--pid", "--processes", "pid", is_flag=True,
-              help="Columns of processes: ADDRESS ID OWNER CPID LPID PROCESSES, the attached pid:comm (ipcs -p).")
+@preset_options
 @click.option("-a", "--all", "all_", is_flag=True,
               help="Also POSIX semaphores in /dev/shm and read-only shared file mappings.")
 @click.option("--user", metavar="NAME|UID", shell_complete=complete_users, help="Only segments this user owns.")
@@ -142,7 +107,7 @@ def _id_address(text: str):
 @click.option("--list-columns", is_flag=True, help="List the columns -o accepts, and exit (with -J: as JSON).")
 @output_options
 @click.pass_context
-def list_command(ctx, kinds, shmems, time_, creator, pid, all_, user, orphans, min_size, everywhere, summary,
+def list_command(ctx, kinds, shmems, preset, all_, user, orphans, min_size, everywhere, summary,
                  segment_id, as_list, limits, limits_, sort_column, list_columns, out):
     """List shared-memory segments of all kinds (ipcs -m / lsipc -m for SysV, POSIX and mmap).
 
@@ -161,7 +126,6 @@ def list_command(ctx, kinds, shmems, time_, creator, pid, all_, user, orphans, m
 
     if list_columns:
         return print_columns(ctx, out.as_json)
-    preset = _presets(time_, creator, pid)
     filters = [flag for flag, on in (("--user", user is not None),
                                      ("--orphans", orphans), ("--min-size", min_size), ("-u", summary),
                                      ("--sort", sort_column), ("-a", all_), ("-A", everywhere)) if on]
@@ -172,8 +136,7 @@ def list_command(ctx, kinds, shmems, time_, creator, pid, all_, user, orphans, m
         return show_limits(out, everywhere, "list")
     if segment_id is not None:
         from .stat import show_segment
-        columns = (lambda kind: preset_columns(preset, [kind])) if preset else None  # its kind: once found
-        return show_segment(_id_address(segment_id), out, columns, as_list)
+        return show_segment(_id_address(segment_id), out, preset_of_kind(preset), as_list)
     chosen = _kinds(kinds, shmems)
     defaults = preset_columns(preset, chosen) if preset else default_columns(chosen, everywhere)
     names = choose_columns(out.columns, out.output_all, defaults)

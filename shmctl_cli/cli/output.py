@@ -193,6 +193,66 @@ def output_options_for(time_help: str = TIME_FORMAT_HELP, notruncate_help: str =
 output_options = output_options_for()
 
 
+PRESETS = {
+    # ipcs -t, -c, -p: the same columns under the same letters
+    "time": ["ADDRESS", "ID", "OWNER", "ATIME", "DTIME", "CTIME"],
+    "creator": ["ADDRESS", "ID", "PERMS", "CUID", "CUSER", "CGID", "CGROUP", "UID", "OWNER", "GID", "GROUP"],
+    "pid": ["ADDRESS", "ID", "OWNER", "CPID", "LPID", "PROCESSES"],
+}
+
+
+def preset_options(func):
+    """-t, -c and -p (ipcs's column presets), handed to the command as one `preset`: the
+    tuple of those given, in the order time, creator, pid."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, time_, creator, pid, **kwargs):
+        chosen = tuple(name for name, on in (("time", time_), ("creator", creator), ("pid", pid)) if on)
+        return func(*args, preset=chosen, **kwargs)
+
+    for option in reversed([
+        click.option("-t", "--time", "time_", is_flag=True,
+                     help="Columns of times: ADDRESS ID OWNER ATIME DTIME CTIME (+ MTIME for files; ipcs -t). "
+                          "-t, -c and -p combine, each column once (lsipc -c -t)."),
+        click.option("-c", "--creator", is_flag=True,
+                     help="Columns of creator and owner: PERMS CUID CUSER CGID CGROUP UID OWNER GID GROUP "
+                          "(ipcs -c)."),
+        click.option("-p", "--pid", "--processes", "pid", is_flag=True,
+                     help="Columns of processes: ADDRESS ID OWNER CPID LPID PROCESSES, the attached pid:comm "
+                          "(ipcs -p)."),
+    ]):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def preset_columns(presets: Sequence[str], kinds: Sequence[str]) -> List[str]:
+    """The columns of -t, -c and -p, and of two or three of them together (lsipc combines
+    them too): their union in the order time, creator, pid, ADDRESS first, each column once."""
+    names: List[str] = []
+    for preset, columns in PRESETS.items():
+        if preset in presets:
+            names += columns
+            if preset == "time":  # files have an mtime too: when they are listed
+                from ..fields import COLUMNS
+                names += [c for c in ("MTIME",) if set(kinds) & set(COLUMNS[c].kinds)]
+    return list(dict.fromkeys(names))
+
+
+def preset_of_kind(preset: Sequence[str]):
+    """For one segment (stat, list -i): its kind's preset columns, once the kind is known."""
+    return (lambda kind: preset_columns(preset, [kind])) if preset else None
+
+
+def check_preset_conflict(out, preset: Sequence[str], command: str) -> None:
+    """-t/-c/-p choose the columns: -o COLS would choose them again (-o +COLS adds to them)."""
+    cols = out.columns or ""
+    if preset and cols and not cols.startswith("+"):
+        from ..errors import UsageError
+        flags = "/".join(f"-{name[0]}" for name in preset)
+        raise UsageError(command, f"{flags} conflicts with -o {cols}", f"-o +{cols} adds columns to {flags}")
+
+
 def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str]) -> List[str]:
     """-o COLS (these), -o +COLS (the defaults, or a preset, and these), --output-all, or the defaults."""
     from ..errors import UsageError

@@ -6,30 +6,31 @@ from typing import Callable, List, Optional, Sequence
 import click
 
 from ..errors import Exit
-from .output import (STAT_NOTRUNCATE_HELP, STAT_TIME_HELP, check_output_conflicts, choose_columns, data, hidden_matters,
-                     is_terminal, make_style, may_miss_holders, note_hidden, output_options_for, print_rich,
-                     render_inventory)
+from .output import (STAT_NOTRUNCATE_HELP, STAT_TIME_HELP, check_output_conflicts, check_preset_conflict,
+                     choose_columns, data, hidden_matters, is_terminal, make_style, may_miss_holders, note_hidden,
+                     output_options_for, preset_of_kind, preset_options, print_rich, render_inventory)
 from .params import ADDRESS
 
 
 @click.command("stat")
 @click.argument("address", type=ADDRESS)
+@preset_options
 @output_options_for(STAT_TIME_HELP, STAT_NOTRUNCATE_HELP,
                     "Only these fields, comma-separated, in this order (lsipc -i -o); '+COLS' adds to them. "
                     "The columns of `shmctl list --list-columns`; PROCESSES is the table of attached processes.")
-def stat_command(address, out):
+def stat_command(address, preset, out):
     """Show one segment: its fields, status and attached processes.
 
     ADDRESS is sysv:SHMID, sysv:key=KEY, sysv:ftok=PATH,PROJ, posix:/NAME (or /NAME),
     mmap:/PATH or mmap:@INODE; \\xHH in it is the byte HH, as `list` prints names.
-    `shmctl list -i ID` prints the same, with the same output options (and list's presets
-    -t, -c and -p).
+    `shmctl list -i ID` prints the same, and takes the same options.
 
     -o COLS, -o +COLS and --output-all choose the fields; -r, -n, -e and --newline print
     the segment as one row of `list` in that form; --json honours -o.
     """
     check_output_conflicts(out, "stat")
-    return show_segment(address, out)
+    check_preset_conflict(out, preset, "stat")
+    return show_segment(address, out, preset_of_kind(preset))
 
 
 def one_row(out, as_list: bool = False) -> bool:
