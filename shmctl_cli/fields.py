@@ -362,6 +362,16 @@ NOT_COLUMNS: Dict[str, str] = {
 }
 
 
+def column_spec(spec: str, example: str) -> tuple:
+    """-o COLS or -o +COLS, of any table: (whether it adds to the defaults, the names named,
+    upper-case, each once, in order); naming none is a usage error."""
+    names = list(dict.fromkeys(c.strip().upper() for c in spec.lstrip("+").split(",") if c.strip()))
+    if not names:
+        from .errors import UsageError
+        raise UsageError(f"invalid -o '{spec}'", "no column named", f"e.g. -o {example}")
+    return spec.startswith("+"), names
+
+
 def column_name(word: str) -> str:
     """The column `word` names in -o (any case, lsipc's aliases too); a usage error else."""
     name = word.strip().upper()

@@ -220,3 +220,12 @@ def test_stat_json_with_o_validates(segment):
     del whole["size"]
     with pytest.raises(AssertionError):  # the whole object (device is in it) still needs every field
         validate("stat", whole)
+
+
+def test_a_column_named_twice_is_shown_once(segment):
+    """-o parses alike for list and limits (fields.column_spec): each column once, `+` or not."""
+    for spec in ("+CPID,cpid", "SIZE,ADDRESS,SIZE", "+UID,USER,OWNER"):
+        head = run("list", "-k", "sysv", "-o", spec).out.splitlines()[0].split()
+        assert len(head) == len(set(head)), (spec, head)
+    limits = run("limits", "-o", "NAME,name,VALUE").out.splitlines()[0].split()
+    assert limits == ["NAME", "VALUE"]

@@ -255,18 +255,15 @@ def check_preset_conflict(out, preset: Sequence[str], command: str) -> None:
 
 def choose_columns(spec: Optional[str], output_all: bool, defaults: Sequence[str]) -> List[str]:
     """-o COLS (these), -o +COLS (the defaults, or a preset, and these), --output-all, or the defaults."""
-    from ..errors import UsageError
-    from ..fields import COLUMNS, column_name
+    from ..fields import COLUMNS, column_name, column_spec
     if output_all:
         return list(COLUMNS)
     if not spec:
         return list(defaults)
-    extend = spec.startswith("+")
+    extend, words = column_spec(spec, "ADDRESS,SIZE")
     # lsipc's names (USER, ATTACH, DETACH) are shmctl's columns: fields.ALIASES
-    names = [column_name(c.strip().upper()) for c in spec.lstrip("+").split(",") if c.strip()]
-    if not names:
-        raise UsageError(f"invalid -o '{spec}'", "no column named", "e.g. -o ADDRESS,SIZE")
-    return list(defaults) + [c for c in names if c not in defaults] if extend else list(dict.fromkeys(names))
+    names = list(dict.fromkeys(map(column_name, words)))
+    return list(defaults) + [c for c in names if c not in defaults] if extend else names
 
 
 def make_style(exact: bool, numeric_ids: bool = False, out: Optional[Output] = None):

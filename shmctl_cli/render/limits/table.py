@@ -204,13 +204,11 @@ def choose_columns(spec: Optional[str], output_all: bool = False, terminal: bool
     if not spec:
         return Choice(*defaults)
     from ...errors import UsageError
-    extend = spec.startswith("+")
-    names = list(dict.fromkeys(c.strip().upper() for c in spec.lstrip("+").split(",") if c.strip()))
+    from ...fields import column_spec
+    extend, names = column_spec(spec, "NAME,VALUE")
     unknown = [c for c in names if c not in ALL_COLUMNS]
     if unknown:
         raise UsageError(f"unknown column '{unknown[0]}'", "", "columns: " + ",".join(ALL_COLUMNS))
-    if not names:
-        raise UsageError(f"invalid -o '{spec}'", "no column named", "e.g. -o NAME,VALUE")
     mine = [[c for c in names if c in LIMIT_COLUMNS], [c for c in names if c in POOL_COLUMNS]]
     if extend:
         mine = [base + [c for c in extra if c not in base] for base, extra in zip(defaults, mine)]
