@@ -17,6 +17,8 @@ from ..errors import Exit, ShmctlError, Signalled
 from .. import signals
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# a group that runs alone too (`shmctl`, `shmctl limits`): said so in every click version
+OPTIONAL_COMMAND = "[COMMAND] [ARGS]..."
 
 # Every command, registered here and nowhere else: name -> "module:attribute" in this package.
 COMMANDS = {
@@ -94,7 +96,8 @@ class _LazyPid(click.ParamType):
         return complete_pids(ctx, param, incomplete)
 
 
-@click.group(cls=ShmctlGroup, lazy=COMMANDS, context_settings=CONTEXT, invoke_without_command=True)
+@click.group(cls=ShmctlGroup, lazy=COMMANDS, context_settings=CONTEXT, invoke_without_command=True,
+             subcommand_metavar=OPTIONAL_COMMAND)
 @click.version_option(__version__, "-V", "--version", prog_name="shmctl", message="%(prog)s %(version)s")
 @click.option("--ns", "ns_pid", type=_LazyPid(), metavar="PID",
               help="Run the command in the IPC and mount namespaces of PID (a container's process): its "

@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 import click
 
 from ..errors import Exit
+from . import OPTIONAL_COMMAND
 from .output import data, is_terminal, note, print_rich, terminal_option_list
 from .params import FILE, SIZE, NumberParam, SizeParam, complete_columns, complete_groups, complete_sysctl
 
@@ -43,7 +44,7 @@ def _collect(system):
     return collect(system)
 
 
-@click.group("limits", invoke_without_command=True, short_help="Show the kernel's shared-memory limits and their use.")
+@click.group("limits", invoke_without_command=True, subcommand_metavar=OPTIONAL_COMMAND, short_help="Show the kernel's shared-memory limits and their use.")
 @click.option("-J", "--json", "as_json", is_flag=True,
               help=JSON_HELP + " With -o or --output-all: the rows of the tables, with those columns.")
 @click.option("-b", "--bytes", "exact", is_flag=True, help="Sizes in bytes (the default on a pipe).")
