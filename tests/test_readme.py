@@ -238,8 +238,15 @@ _TOUR_DRIVER = r'''
 import ctypes, fcntl, json, os, pty, re, select, struct, subprocess, sys, termios, time
 root, commands = sys.argv[1], json.loads(sys.argv[2])
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
+# the interpreter's prefix (a venv) and the checkout stay reachable where they live under /tmp
+kept = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in {os.path.realpath(sys.prefix), os.path.realpath(root)}
+        if path.startswith("/tmp/")}
 for target, options in (("/dev/shm", b"mode=1777,size=1g"), ("/tmp", b"mode=1777")):
     assert libc.mount(b"tour", target.encode(), b"tmpfs", 0, options) == 0, target
+MS_BIND = 4096
+for path, fd in kept.items():
+    os.makedirs(path, exist_ok=True)
+    assert libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND, None) == 0, path
 os.mkdir("/tmp/bin")
 with open("/tmp/bin/shmctl", "w") as f:  # as pip's console script: its processes are named shmctl
     f.write(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {root!r})\nfrom shmctl_cli.cli import run\nrun()\n")
@@ -356,10 +363,12 @@ _SHAPES = [  # what differs from one machine or run to the next, and what stands
 
 def shape(line: str) -> str:
     """A line with its numbers, sizes, paths, addresses and dates replaced by what they are, white
-    space collapsed: the same for the README and a run elsewhere when the layout is the same."""
+    space collapsed: the same for the README and a run elsewhere when the layout is the same. A
+    command line cut to its cell is one PATH however many paths fit (the interpreter's path, a
+    venv's or pyenv's, sets how many)."""
     for pattern, name in _SHAPES:
         line = pattern.sub(name, line)
-    return " ".join(line.split())
+    return re.sub(r"PATH(?: PATH)+", "PATH", " ".join(line.split()))
 
 
 def _same_shape(shown: List[str], printed: List[str]) -> bool:
